@@ -1,0 +1,10 @@
+"""InsPose: instance-aware networks for single-stage multi-person pose estimation, on detectron2.
+
+Importing the package registers everything with detectron2: the ``InsPose`` meta-architecture, its
+backbones, and the datasets it adds (COCO test-dev, the synthetic dataset, OKS sigmas of the built-in
+COCO keypoint datasets).
+"""
+from . import compat  # noqa: F401  (must run before detectron2 is imported)
+from .config import add_inspose_config, get_inspose_cfg, load_config  # noqa: F401
+
+__version__ = "0.1.0"
