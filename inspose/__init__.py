@@ -5,6 +5,7 @@ backbones, and the datasets it adds (COCO test-dev, the synthetic dataset, OKS s
 COCO keypoint datasets).
 """
 from . import compat  # noqa: F401  (must run before detectron2 is imported)
+from . import data, modeling  # noqa: F401  (registers datasets, meta-architecture, backbones)
 from .config import add_inspose_config, get_inspose_cfg, load_config  # noqa: F401
 
 __version__ = "0.1.0"

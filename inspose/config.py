@@ -14,6 +14,8 @@ from typing import Iterable, List, Optional, Sequence
 from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
 
+from .modeling.backbone.hrnet_config import add_hrnet_config
+
 __all__ = [
     "add_inspose_config",
     "get_inspose_cfg",
@@ -149,6 +151,7 @@ def add_inspose_config(cfg: CN) -> CN:
     _C.KEYPOINT_SCORE = "peak_mass"
 
     cfg.TEST.DETECTIONS_PER_IMAGE = 100
+    add_hrnet_config(cfg)
     # Metric by which periodic evaluation (TEST.EVAL_PERIOD > 0) keeps model_best.pth.
     cfg.TEST.BEST_CHECKPOINT_METRIC = "keypoints/AP"
     return cfg

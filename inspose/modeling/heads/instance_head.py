@@ -1,0 +1,71 @@
+"""The heads shared across FPN levels: classification, KP-Net controller and the optional box head."""
+from typing import Dict, List
+
+import torch
+from detectron2.layers import ShapeSpec
+from torch import nn
+from torch.nn import functional as F
+
+from .tower import conv_tower, init_normal, init_prior_bias
+
+__all__ = ["InstanceHead"]
+
+
+class Scale(nn.Module):
+    """A learnable scalar per FPN level for the box regression (FCOS)."""
+
+    def __init__(self, value: float = 1.0):
+        super().__init__()
+        self.value = nn.Parameter(torch.tensor(float(value)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.value
+
+
+class InstanceHead(nn.Module):
+    """Classification tower + controller tower, shared by P3..P7.
+
+    Outputs per level (B, 1, H_i, W_i) person logits, (B, C_f, H_i, W_i) KP-Net parameters and,
+    with the box head, (B, 4, H_i, W_i) distances (l, t, r, b) in pixels from the controller tower
+    (regressed in units of the level's stride, as FCOS does).
+    """
+
+    def __init__(
+        self,
+        input_shape: ShapeSpec,
+        *,
+        num_kpnet_params: int,
+        strides: List[int],
+        num_convs: int = 4,
+        channels: int = 256,
+        norm: str = "GN",
+        prior_prob: float = 0.01,
+        box_head: bool = False,
+    ):
+        super().__init__()
+        in_channels = input_shape.channels
+        self.cls_tower = conv_tower(in_channels, channels, num_convs, norm)
+        self.controller_tower = conv_tower(in_channels, channels, num_convs, norm)
+        tower_out = channels if num_convs > 0 else in_channels
+        self.cls_logits = nn.Conv2d(tower_out, 1, 3, padding=1)
+        self.controller = nn.Conv2d(tower_out, num_kpnet_params, 3, padding=1)
+        init_normal(self.cls_logits)
+        init_normal(self.controller)
+        init_prior_bias(self.cls_logits, prior_prob)
+        self.box_pred = None
+        if box_head:
+            self.box_pred = nn.Conv2d(tower_out, 4, 3, padding=1)
+            self.box_scales = nn.ModuleList([Scale() for _ in strides])
+            init_normal(self.box_pred)
+        self.strides = list(strides)
+
+    def forward(self, features: List[torch.Tensor]) -> Dict[str, List[torch.Tensor]]:
+        out = {"logits": [], "params": [], "boxes": []}
+        for level, x in enumerate(features):
+            out["logits"].append(self.cls_logits(self.cls_tower(x)))
+            tower = self.controller_tower(x)
+            out["params"].append(self.controller(tower))
+            if self.box_pred is not None:
+                distances = F.relu(self.box_scales[level](self.box_pred(tower))) * self.strides[level]
+                out["boxes"].append(distances)
+        return out

@@ -1,0 +1,151 @@
+"""Inference: score threshold, top-N, KP-Nets on the survivors, decoding, NMS, rescaling.
+
+The KP-Nets of the candidates run in chunks whose keypoint maps hold at most
+``KPNET_CHUNK_ELEMENTS`` values; each chunk is reduced to its argmax cells and confidences at once,
+so memory stays bounded at any output stride (stride 2 with 500 candidates included).
+
+The third keypoint column (paper silent) follows ``MODEL.INSPOSE.KEYPOINT_SCORE``; by default it is
+the softmax mass of the keypoint map in the 3 x 3 cells around the argmax, in [0, 1].
+"""
+from typing import Dict, List, Tuple
+
+import torch
+from detectron2.structures import Boxes, Instances
+from torchvision.ops import nms
+
+from .codec import InsPoseCodec, LevelLocations
+from .kpnet import KPNetLayout, kpnet_forward, relative_coordinate_axes
+from .level_maps import flatten_levels, gather_locations
+
+__all__ = ["InsPosePredictor", "keypoint_boxes", "rescale_instances"]
+
+
+def keypoint_boxes(keypoints: torch.Tensor) -> torch.Tensor:
+    """(N, K, >=2) -> (N, 4) enclosing xyxy boxes of all keypoints."""
+    return torch.cat([keypoints[..., :2].amin(dim=1), keypoints[..., :2].amax(dim=1)], dim=1)
+
+
+def rescale_instances(instances: Instances, height: int, width: int) -> Instances:
+    """Map predictions from the network's input size to (height, width).
+
+    Unlike detectron2's ``detector_postprocess`` this keeps instances whose box is empty (all
+    keypoints at one point, as an untrained model predicts): evaluation must see them all.
+    """
+    scale_x = width / instances.image_size[1]
+    scale_y = height / instances.image_size[0]
+    out = Instances((height, width), **instances.get_fields())
+    out.pred_boxes.scale(scale_x, scale_y)
+    out.pred_boxes.clip((height, width))
+    keypoints = out.pred_keypoints.clone()
+    keypoints[..., 0] *= scale_x
+    keypoints[..., 1] *= scale_y
+    out.pred_keypoints = keypoints
+    return out
+
+
+def _peak_confidence(logits: torch.Tensor, cells: torch.Tensor, map_size, mode: str):
+    """(n, K) confidence of each argmax: softmax mass in the 3x3 neighbourhood or at the peak."""
+    lse = torch.logsumexp(logits, dim=2)
+    if mode == "peak_prob":
+        return torch.exp(logits.gather(2, cells[..., None]).squeeze(2) - lse)
+    height, width = map_size
+    row, col = cells // width, cells % width
+    mass = torch.zeros_like(lse)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            r, c = row + dy, col + dx
+            inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+            index = (r.clamp(0, height - 1) * width + c.clamp(0, width - 1))[..., None]
+            mass += torch.exp(logits.gather(2, index).squeeze(2) - lse) * inside
+    return mass.clamp(max=1.0)
+
+
+class InsPosePredictor:
+    """Turns head outputs into detectron2 ``Instances`` with pred_keypoints (N, K, 3)."""
+
+    def __init__(self, cfg, codec: InsPoseCodec, layout: KPNetLayout):
+        c = cfg.MODEL.INSPOSE
+        self.codec, self.layout = codec, layout
+        self.score_thresh = c.SCORE_THRESH_TEST
+        self.pre_nms_topk = c.PRE_NMS_TOPK_TEST
+        self.nms_thresh = c.NMS_THRESH_TEST
+        self.max_detections = cfg.TEST.DETECTIONS_PER_IMAGE
+        self.chunk_elements = c.KPNET_CHUNK_ELEMENTS
+        self.keypoint_score = c.KEYPOINT_SCORE
+        self.rel_coord_norms = list(c.REL_COORD_NORMS)
+
+    def __call__(self, outputs: Dict, locs: LevelLocations, image_sizes: List[Tuple[int, int]]):
+        scores = torch.sigmoid(flatten_levels(outputs["logits"]).squeeze(2))  # (B, L)
+        return [self.predict_image(outputs, locs, scores[b], b, size) for b, size in enumerate(image_sizes)]
+
+    def select_candidates(self, scores: torch.Tensor) -> torch.Tensor:
+        """(n,) locations over the score threshold, the top PRE_NMS_TOPK_TEST of them."""
+        candidates = (scores > self.score_thresh).nonzero().squeeze(1)
+        if candidates.numel() > self.pre_nms_topk:
+            top = scores[candidates].topk(self.pre_nms_topk).indices
+            candidates = candidates[top]
+        return candidates
+
+    def run_kpnets(self, features, params, locations, norms) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Argmax cells (n, K) and confidences (n, K) of n KP-Nets on one image, chunk by chunk.
+
+        Args:
+            features: (1, C_kp, H, W) keypoint features of the image.
+            params: (n, C_f); locations: (n, 2); norms: (n,).
+        """
+        map_size = tuple(features.shape[-2:])
+        per_instance = self.layout.num_keypoints * map_size[0] * map_size[1]
+        chunk = max(1, self.chunk_elements // per_instance)
+        cells, confidence = [], []
+        for start in range(0, params.shape[0], chunk):
+            part = slice(start, start + chunk)
+            rel_x, rel_y = relative_coordinate_axes(
+                locations[part], norms[part], map_size, self.codec.output_stride
+            )
+            index = torch.zeros(params[part].shape[0], dtype=torch.long, device=params.device)
+            logits = kpnet_forward(features, index, params[part], self.layout, rel_x, rel_y)
+            best = logits.argmax(dim=2)
+            cells.append(best)
+            if self.keypoint_score != "instance":
+                confidence.append(_peak_confidence(logits, best, map_size, self.keypoint_score))
+        if not cells:
+            empty = params.new_zeros(0, self.layout.num_keypoints)
+            return empty.long(), empty
+        cells = torch.cat(cells)
+        return cells, torch.cat(confidence) if confidence else None
+
+    def predict_image(self, outputs: Dict, locs: LevelLocations, scores, b: int, image_size):
+        candidates = self.select_candidates(scores)
+        image = torch.full_like(candidates, b)
+        params = gather_locations(outputs["params"], image, candidates)
+        features = outputs["kp_features"][b : b + 1]
+        norms = features.new_tensor(self.rel_coord_norms)[locs.levels[candidates]]
+        cells, confidence = self.run_kpnets(features, params, locs.points[candidates], norms)
+        offsets = None
+        if outputs.get("offsets") is not None:
+            offsets = self.codec.gather_offsets(
+                outputs["offsets"][b : b + 1], torch.zeros_like(candidates), cells
+            )
+        xy = self.codec.decode(cells, features.shape[-1], offsets)
+        xy[..., 0] = xy[..., 0].clamp(0, image_size[1])
+        xy[..., 1] = xy[..., 1].clamp(0, image_size[0])
+        kept_scores = scores[candidates]
+        if confidence is None:
+            confidence = kept_scores[:, None].expand(-1, xy.shape[1])
+        keypoints = torch.cat([xy, confidence[..., None]], dim=2)
+        boxes = self._boxes(outputs, locs, image, candidates, keypoints)
+        keep = nms(boxes, kept_scores, self.nms_thresh)[: self.max_detections]
+        result = Instances(image_size)
+        result.pred_boxes = Boxes(boxes[keep])
+        result.scores = kept_scores[keep]
+        result.pred_classes = torch.zeros_like(keep)
+        result.pred_keypoints = keypoints[keep]
+        return result
+
+    def _boxes(self, outputs, locs, image, candidates, keypoints) -> torch.Tensor:
+        """(n, 4) predicted boxes with the box head, else the keypoints' enclosing boxes."""
+        if not outputs.get("boxes"):
+            return keypoint_boxes(keypoints)
+        distances = gather_locations(outputs["boxes"], image, candidates)
+        points = locs.points[candidates]
+        return torch.cat([points - distances[:, :2], points + distances[:, 2:]], dim=1)

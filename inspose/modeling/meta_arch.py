@@ -1,0 +1,161 @@
+"""The ``InsPose`` meta-architecture, registered in detectron2's META_ARCH_REGISTRY.
+
+Input: detectron2's list of dicts ("image" (C, H, W) in INPUT.FORMAT, "instances" with gt_boxes,
+gt_classes, gt_keypoints in training, optional "crowd_boxes", "height"/"width" for the output size).
+Training returns a loss dict; inference returns [{"instances": Instances}] with pred_keypoints
+(N, K, 3), pred_boxes, scores and pred_classes at the requested output size.
+"""
+from typing import Dict, List, Optional
+
+import torch
+from detectron2.config import configurable
+from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
+from detectron2.structures import ImageList
+from torch import nn
+
+from ..config import validate_inspose_config
+from .codec import InsPoseCodec
+from .criterion import InsPoseCriterion
+from .heads import DiskOffsetBranch, HeatmapBranch, InstanceHead, KeypointFeatureBranch, resample_to
+from .inference import InsPosePredictor, rescale_instances
+from .kpnet import KPNetLayout
+
+__all__ = ["InsPose"]
+
+
+@META_ARCH_REGISTRY.register()
+class InsPose(nn.Module):
+    """Single-stage multi-person pose estimation with instance-aware dynamic KP-Nets."""
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        backbone: Backbone,
+        in_features: List[str],
+        head: InstanceHead,
+        keypoint_branch: KeypointFeatureBranch,
+        offset_branch: Optional[DiskOffsetBranch],
+        heatmap_branch: Optional[HeatmapBranch],
+        codec: InsPoseCodec,
+        criterion: InsPoseCriterion,
+        predictor: InsPosePredictor,
+        pixel_mean: List[float],
+        pixel_std: List[float],
+    ):
+        super().__init__()
+        self.backbone = backbone
+        self.in_features = in_features
+        self.head = head
+        self.keypoint_branch = keypoint_branch
+        self.offset_branch = offset_branch
+        self.heatmap_branch = heatmap_branch
+        self.codec = codec
+        self.criterion = criterion
+        self.predictor = predictor
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+
+    @classmethod
+    def from_config(cls, cfg) -> Dict:
+        validate_inspose_config(cfg)
+        c = cfg.MODEL.INSPOSE
+        backbone = build_backbone(cfg)
+        shapes = backbone.output_shape()
+        p3 = shapes[c.IN_FEATURES[0]]
+        layout = KPNetLayout(c.KP_FEATURE_OUT_CHANNELS, c.KPNET_CHANNELS, c.NUM_KEYPOINTS, c.KPNET_DEPTH)
+        codec = InsPoseCodec.from_config(cfg)
+        head = InstanceHead(
+            p3,
+            num_kpnet_params=layout.num_params,
+            strides=c.FPN_STRIDES,
+            num_convs=c.NUM_TOWER_CONVS,
+            channels=c.TOWER_CHANNELS,
+            norm=c.NORM,
+            prior_prob=c.PRIOR_PROB,
+            box_head=c.BOX_HEAD_ON,
+        )
+        keypoint_branch = KeypointFeatureBranch(
+            p3.channels,
+            num_convs=c.KP_FEATURE_CONVS,
+            channels=c.KP_FEATURE_CHANNELS,
+            out_channels=c.KP_FEATURE_OUT_CHANNELS,
+            norm=c.NORM,
+        )
+        offset_branch = heatmap_branch = None
+        if c.DISK_OFFSET_ON:
+            offset_branch = DiskOffsetBranch(
+                p3.channels,
+                num_keypoints=c.NUM_KEYPOINTS,
+                num_convs=c.OFFSET_CONVS,
+                channels=c.OFFSET_CHANNELS,
+                norm=c.NORM,
+            )
+        if c.HEATMAP_ON:
+            heatmap_branch = HeatmapBranch(
+                p3.channels,
+                num_keypoints=c.NUM_KEYPOINTS,
+                num_convs=c.HEATMAP_CONVS,
+                channels=c.HEATMAP_CHANNELS,
+                norm=c.NORM,
+            )
+        return {
+            "backbone": backbone,
+            "in_features": list(c.IN_FEATURES),
+            "head": head,
+            "keypoint_branch": keypoint_branch,
+            "offset_branch": offset_branch,
+            "heatmap_branch": heatmap_branch,
+            "codec": codec,
+            "criterion": InsPoseCriterion(cfg, codec, layout),
+            "predictor": InsPosePredictor(cfg, codec, layout),
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+        }
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def preprocess_image(self, batched_inputs: List[Dict]) -> ImageList:
+        """Normalise and pad the images to the backbone's size divisibility."""
+        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        return ImageList.from_tensors(images, self.backbone.size_divisibility)
+
+    def predict_maps(self, images: ImageList) -> Dict:
+        """Every head's output for a padded batch (B, 3, H, W).
+
+        Returns:
+            logits / params / boxes: per level lists (InstanceHead);
+            kp_features: (B, C_kp, H_o, W_o) and offsets: (B, 2K, H_o, W_o) or None at the output
+            stride; heatmaps: (B, K, H/8, W/8) in training with HEATMAP_ON, else None.
+        """
+        features = self.backbone(images.tensor)
+        levels = [features[f] for f in self.in_features]
+        outputs = self.head(levels)
+        p3 = levels[0]
+        map_size = self.codec.output_map_size(tuple(p3.shape[-2:]))
+        outputs["kp_features"] = resample_to(self.keypoint_branch(p3), map_size)
+        outputs["offsets"] = None
+        if self.offset_branch is not None:
+            outputs["offsets"] = resample_to(self.offset_branch(p3), map_size)
+        outputs["heatmaps"] = None
+        if self.training and self.heatmap_branch is not None:
+            outputs["heatmaps"] = self.heatmap_branch(p3)
+        outputs["level_sizes"] = [tuple(x.shape[-2:]) for x in levels]
+        return outputs
+
+    def forward(self, batched_inputs: List[Dict]):
+        images = self.preprocess_image(batched_inputs)
+        outputs = self.predict_maps(images)
+        locs = self.codec.locations(outputs["level_sizes"], self.device)
+        if self.training:
+            gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
+            crowd = [x["crowd_boxes"].tensor if "crowd_boxes" in x else None for x in batched_inputs]
+            return self.criterion(outputs, locs, gt_instances, crowd)
+        results = self.predictor(outputs, locs, images.image_sizes)
+        processed = []
+        for result, inputs, size in zip(results, batched_inputs, images.image_sizes):
+            height, width = inputs.get("height", size[0]), inputs.get("width", size[1])
+            processed.append({"instances": rescale_instances(result, height, width)})
+        return processed

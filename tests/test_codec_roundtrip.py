@@ -1,0 +1,163 @@
+"""Round trip of the codec on real annotations: encode, ideal maps, decode, pycocotools OKS AP.
+
+Also: every person with a labelled keypoint gets a positive location.
+"""
+import contextlib
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from inspose.config import get_inspose_cfg
+from inspose.data import COCO_PERSON, KeypointSpec, register_keypoint_dataset, validated_json_file
+from inspose.evaluation.results import keypoints_to_results
+from inspose.modeling.codec import InsPoseCodec
+from detectron2.data import DatasetCatalog
+from detectron2.structures import BoxMode
+
+CROWDPOSE = KeypointSpec(
+    names=(
+        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist",
+        "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+        "right_ankle", "head", "neck",
+    ),  # fmt: skip
+    flip_pairs=((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)),
+    skeleton=((12, 13), (13, 0), (13, 1), (0, 2), (2, 4), (1, 3), (3, 5), (0, 6), (1, 7),
+              (6, 8), (8, 10), (7, 9), (9, 11)),  # fmt: skip
+    oks_sigmas=tuple(s / 10 for s in (.79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89,
+                                      .89, .79, .79)),  # fmt: skip
+)
+
+
+def _register(name, json_file, image_root, spec):
+    if name not in DatasetCatalog.list():
+        register_keypoint_dataset(
+            name, str(json_file), str(image_root), spec.names, spec.flip_pairs, spec.skeleton,
+            spec.oks_sigmas,
+        )
+    return DatasetCatalog.get(name)
+
+
+@pytest.fixture(scope="module")
+def coco_records(coco_kp_mini):
+    json_file = coco_kp_mini / "annotations/person_keypoints_train2017.json"
+    records = _register("test_coco_kp_mini", json_file, coco_kp_mini / "train2017", COCO_PERSON)
+    return records, validated_json_file(str(json_file), 17)
+
+
+@pytest.fixture(scope="module")
+def crowdpose_records(crowdpose_mini):
+    json_file = crowdpose_mini / "test_crowdpose.json"
+    records = _register("test_crowdpose_mini", json_file, crowdpose_mini, CROWDPOSE)
+    return records, validated_json_file(str(json_file), 14)
+
+
+def _codec(num_keypoints, stride=8):
+    cfg = get_inspose_cfg()
+    cfg.MODEL.INSPOSE.NUM_KEYPOINTS = num_keypoints
+    cfg.MODEL.INSPOSE.OUTPUT_STRIDE = stride
+    return InsPoseCodec.from_config(cfg)
+
+
+def _persons(record):
+    """(P, K, 3) keypoints of the non-crowd annotations with a labelled keypoint."""
+    kps = [
+        a["keypoints"]
+        for a in record["annotations"]
+        if not a.get("iscrowd", 0) and any(v > 0 for v in a["keypoints"][2::3])
+    ]
+    return torch.tensor(np.array(kps, dtype=np.float32).reshape(len(kps), -1, 3))
+
+
+def _round_trip_results(records, codec, with_offsets):
+    results = []
+    for record in records:
+        keypoints = _persons(record)
+        if keypoints.shape[0] == 0:
+            continue
+        stride = codec.output_stride
+        map_size = (math.ceil(record["height"] / stride), math.ceil(record["width"] / stride))
+        cells, _ = codec.keypoint_cells(keypoints, map_size)
+        offsets = None
+        if with_offsets:
+            image_index = torch.zeros(keypoints.shape[0], dtype=torch.long)
+            disk = codec.disk_offsets(keypoints, image_index, map_size)
+            dense = disk.dense(1, keypoints.shape[1], map_size)
+            offsets = codec.gather_offsets(dense, image_index, cells)
+        xy = codec.decode(cells, map_size[1], offsets)
+        decoded = torch.cat([xy, torch.ones_like(xy[..., :1])], dim=2).numpy()
+        results += keypoints_to_results(decoded, np.ones(len(decoded)), record["image_id"])
+    return results
+
+
+def _oks_ap(gt_json, results, sigmas):
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(gt_json)
+        dt = gt.loadRes(results)
+        ev = COCOeval(gt, dt, "keypoints")
+        ev.params.kpt_oks_sigmas = np.array(sigmas)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev.stats[0]
+
+
+def test_round_trip_coco_with_offsets_is_near_exact(coco_records):
+    records, gt_json = coco_records
+    results = _round_trip_results(records, _codec(17), with_offsets=True)
+    ap = _oks_ap(gt_json, results, COCO_PERSON.oks_sigmas)
+    print(f"coco_kp_mini round trip, stride 8, with offsets: OKS AP = {ap:.4f}")
+    assert ap >= 0.99
+
+
+def test_round_trip_coco_without_offsets_loses_to_the_stride(coco_records):
+    records, gt_json = coco_records
+    with_offsets = _oks_ap(gt_json, _round_trip_results(records, _codec(17), True), COCO_PERSON.oks_sigmas)
+    without = _oks_ap(gt_json, _round_trip_results(records, _codec(17), False), COCO_PERSON.oks_sigmas)
+    print(f"coco_kp_mini round trip, stride 8, without offsets: OKS AP = {without:.4f}")
+    assert without < with_offsets
+    assert without > 0.5  # cell centres are within s / sqrt(2) of the truth
+
+
+def test_round_trip_crowdpose_14_keypoints(crowdpose_records):
+    records, gt_json = crowdpose_records
+    assert _persons(records[0]).shape[1] == 14
+    ap = _oks_ap(gt_json, _round_trip_results(records, _codec(14), True), CROWDPOSE.oks_sigmas)
+    without = _oks_ap(gt_json, _round_trip_results(records, _codec(14), False), CROWDPOSE.oks_sigmas)
+    print(f"crowdpose_mini round trip: with offsets {ap:.4f}, without {without:.4f}")
+    assert ap >= 0.99
+
+
+@pytest.mark.parametrize("scale", [1.0, 800 / 480])
+def test_every_labelled_person_gets_a_positive_location(coco_records, scale):
+    records, _ = coco_records
+    codec = _codec(17)
+    missed, total = [], 0
+    for record in records:
+        annotations = [a for a in record["annotations"] if not a.get("iscrowd", 0)]
+        if not annotations:
+            continue
+        keypoints = torch.tensor(
+            np.array([a["keypoints"] for a in annotations], dtype=np.float32).reshape(len(annotations), -1, 3)
+        )
+        keypoints[..., :2] *= scale
+        boxes = torch.tensor(
+            [BoxMode.convert(a["bbox"], a["bbox_mode"], BoxMode.XYXY_ABS) for a in annotations],
+            dtype=torch.float32,
+        ) * scale
+        height = math.ceil(record["height"] * scale / 32) * 32
+        width = math.ceil(record["width"] * scale / 32) * 32
+        sizes = [(math.ceil(height / s), math.ceil(width / s)) for s in codec.fpn_strides]
+        locs = codec.locations(sizes, torch.device("cpu"))
+        assignment = codec.assign(locs, keypoints, boxes)
+        owners = set(assignment.owner[assignment.owner >= 0].tolist())
+        for p in assignment.trains_keypoints.nonzero().squeeze(1).tolist():
+            total += 1
+            if p not in owners:
+                missed.append((record["image_id"], annotations[p].get("id")))
+    assert total >= 80
+    assert not missed, f"persons without a positive location: {missed}"
