@@ -87,6 +87,10 @@ def add_inspose_config(cfg: CN) -> CN:
     _C.KPNET_DEPTH = 3
     # Width of the hidden KP-Net layers (8 in the paper).
     _C.KPNET_CHANNELS = 8
+    # Initial KP-Nets (paper: new layers as in RetinaNet, which leaves generated weights ~0.01).
+    # "he": the controller's bias holds a He-initialised KP-Net, so KP-Nets learn from the first
+    # iteration (default); "retinanet": bias 0.
+    _C.KPNET_INIT = "he"
     # Keypoint feature branch on P3: convs of KP_FEATURE_CHANNELS, then a conv down to C_kp.
     _C.KP_FEATURE_CONVS = 4
     _C.KP_FEATURE_CHANNELS = 128
@@ -278,6 +282,7 @@ def validate_inspose_config(cfg: CN) -> None:
         c.NO_KEYPOINT_PERSONS,
         f"must be one of {NO_KEYPOINT_PERSON_MODES}",
     )
+    _check(c.KPNET_INIT in ("he", "retinanet"), p + "KPNET_INIT", c.KPNET_INIT, "'he' or 'retinanet'")
     _check(
         c.KEYPOINT_SCORE in KEYPOINT_SCORE_MODES,
         p + "KEYPOINT_SCORE",

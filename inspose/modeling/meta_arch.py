@@ -74,6 +74,7 @@ class InsPose(nn.Module):
             norm=c.NORM,
             prior_prob=c.PRIOR_PROB,
             box_head=c.BOX_HEAD_ON,
+            kpnet_layout=layout if c.KPNET_INIT == "he" else None,
         )
         keypoint_branch = KeypointFeatureBranch(
             p3.channels,
