@@ -18,6 +18,15 @@ from PIL import Image
 __all__ = ["HAS_COMPILED_OPS"]
 
 
+_NOT_COMPILED = "not compiled (inspose placeholder for detectron2._C)"
+# Informational functions detectron2's collect_env calls; they describe, they compute nothing.
+_INFO = {
+    "get_compiler_version": lambda: _NOT_COMPILED,
+    "get_cuda_version": lambda: _NOT_COMPILED,
+    "has_cuda": lambda: False,
+}
+
+
 class _MissingCompiledOps(types.ModuleType):
     """Stands in for ``detectron2._C``; every real op raises an error that explains why."""
 
@@ -25,6 +34,8 @@ class _MissingCompiledOps(types.ModuleType):
         if name.startswith("__") and name.endswith("__"):
             # torch's op registration and importlib inspect modules for dunder attributes.
             raise AttributeError(name)
+        if name in _INFO:
+            return _INFO[name]
         raise RuntimeError(
             f"detectron2._C.{name} is a compiled detectron2 op, and this detectron2 was installed "
             "without its C++/CUDA extension (the default of `make setup`). InsPose does not need it; "

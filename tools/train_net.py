@@ -9,11 +9,11 @@ Trailing ``KEY VALUE`` pairs override the config. Without CUDA the run uses the 
 """
 import logging
 
+import inspose  # noqa: F401  (first: makes detectron2 importable, registers model and datasets)
 from detectron2.engine import default_argument_parser
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 
-import inspose  # noqa: F401  (registers InsPose's model and datasets)
 from inspose.checkpoint import InsPoseCheckpointer
 from inspose.engine import Trainer, setup_cfg
 from inspose.engine.launch import launch

@@ -7,6 +7,7 @@ so memory stays bounded at any output stride (stride 2 with 500 candidates inclu
 The third keypoint column (paper silent) follows ``MODEL.INSPOSE.KEYPOINT_SCORE``; by default it is
 the softmax mass of the keypoint map in the 3 x 3 cells around the argmax, in [0, 1].
 """
+from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 import torch
@@ -17,7 +18,28 @@ from .codec import InsPoseCodec, LevelLocations
 from .kpnet import KPNetLayout, kpnet_forward, relative_coordinate_axes
 from .level_maps import flatten_levels, gather_locations
 
-__all__ = ["InsPosePredictor", "keypoint_boxes", "rescale_instances"]
+__all__ = ["InsPosePredictor", "Candidates", "keypoint_boxes", "rescale_instances"]
+
+
+@dataclass
+class Candidates:
+    """Detections of one image before NMS.
+
+    Attributes:
+        keypoints: (n, K, 3) x, y, confidence; scores: (n,); boxes: (n, 4) xyxy used by NMS.
+    """
+
+    keypoints: torch.Tensor
+    scores: torch.Tensor
+    boxes: torch.Tensor
+
+    @staticmethod
+    def cat(parts: List["Candidates"]) -> "Candidates":
+        return Candidates(
+            torch.cat([p.keypoints for p in parts]),
+            torch.cat([p.scores for p in parts]),
+            torch.cat([p.boxes for p in parts]),
+        )
 
 
 def keypoint_boxes(keypoints: torch.Tensor) -> torch.Tensor:
@@ -114,7 +136,8 @@ class InsPosePredictor:
         cells = torch.cat(cells)
         return cells, torch.cat(confidence) if confidence else None
 
-    def predict_image(self, outputs: Dict, locs: LevelLocations, scores, b: int, image_size):
+    def candidates(self, outputs: Dict, locs: LevelLocations, scores, b: int, image_size) -> Candidates:
+        """Image ``b``'s candidates before NMS, in the network's input coordinates."""
         candidates = self.select_candidates(scores)
         image = torch.full_like(candidates, b)
         params = gather_locations(outputs["params"], image, candidates)
@@ -134,13 +157,21 @@ class InsPosePredictor:
             confidence = kept_scores[:, None].expand(-1, xy.shape[1])
         keypoints = torch.cat([xy, confidence[..., None]], dim=2)
         boxes = self._boxes(outputs, locs, image, candidates, keypoints)
-        keep = nms(boxes, kept_scores, self.nms_thresh)[: self.max_detections]
+        return Candidates(keypoints, kept_scores, boxes)
+
+    def select(self, candidates: Candidates, image_size) -> Instances:
+        """NMS on the candidates' boxes, then the top TEST.DETECTIONS_PER_IMAGE."""
+        keep = nms(candidates.boxes, candidates.scores, self.nms_thresh)[: self.max_detections]
         result = Instances(image_size)
-        result.pred_boxes = Boxes(boxes[keep])
-        result.scores = kept_scores[keep]
+        result.pred_boxes = Boxes(candidates.boxes[keep])
+        result.scores = candidates.scores[keep]
         result.pred_classes = torch.zeros_like(keep)
-        result.pred_keypoints = keypoints[keep]
+        result.pred_keypoints = candidates.keypoints[keep]
         return result
+
+    def predict_image(self, outputs: Dict, locs: LevelLocations, scores, b: int, image_size):
+        """Instances of image ``b`` at the network's input size."""
+        return self.select(self.candidates(outputs, locs, scores, b, image_size), image_size)
 
     def _boxes(self, outputs, locs, image, candidates, keypoints) -> torch.Tensor:
         """(n, 4) predicted boxes with the box head, else the keypoints' enclosing boxes."""
