@@ -9,8 +9,10 @@ model is built.
 Where the paper leaves a choice open, the default is documented beside the key and in README.md.
 """
 import difflib
+import os
 from typing import Iterable, List, Optional, Sequence
 
+import yaml
 from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
 
@@ -176,40 +178,107 @@ def _all_keys(node: CN, prefix: str = "") -> List[str]:
     return keys
 
 
-def _unknown_key_message(cfg: CN, error: Exception, source: str) -> Optional[str]:
-    text = str(error.args[0] if error.args else error)
-    marker = "Non-existent config key: "
-    if marker not in text:
+_UNKNOWN_KEY_MARKERS = ("Non-existent config key: ", "Non-existent key: ")  # YAML, overrides
+_TYPE_MISMATCH_MARKER = "for config key: "
+
+
+def _named_key(text: str, markers: Sequence[str]) -> Optional[str]:
+    """The key after the first of ``markers`` found in an error text, or None."""
+    for marker in markers:
+        if marker in text:
+            return text.split(marker, 1)[1].strip().strip("'\"")
+    return None
+
+
+def _base_files(config_file: str, data: dict) -> List[str]:
+    """The ``_BASE_`` files of ``config_file`` (whose parsed YAML is ``data``), as paths."""
+    bases = data.get("_BASE_") or []
+    bases = [bases] if isinstance(bases, str) else list(bases)
+    folder = os.path.dirname(config_file)
+    paths = [os.path.expanduser(b) for b in bases]
+    absolute = ("/", "http://", "https://")
+    return [p if p.startswith(absolute) else os.path.join(folder, p) for p in paths]
+
+
+def _sets_key(data: dict, key: str) -> bool:
+    for name in key.split("."):
+        if not isinstance(data, dict) or name not in data:
+            return False
+        data = data[name]
+    return True
+
+
+def _file_setting(config_file: str, key: str) -> Optional[str]:
+    """The file of ``config_file``'s ``_BASE_`` chain that sets ``key`` (the file itself first)."""
+    try:
+        with open(config_file) as f:
+            data = yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError):
         return None
-    key = text.split(marker, 1)[1].strip().strip("'\"")
-    close = difflib.get_close_matches(key, _all_keys(cfg), n=3, cutoff=0.6)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    return f"{source}: config key {key} does not exist.{hint}"
+    if not isinstance(data, dict):
+        return None
+    if _sets_key(data, key):
+        return config_file
+    for base in reversed(_base_files(config_file, data)):
+        found = _file_setting(base, key)
+        if found:
+            return found
+    return None
+
+
+def _source_of(config_file: str, key: str) -> str:
+    """'<file>' or '<base file> (a _BASE_ of <file>)': where ``key`` is set."""
+    origin = _file_setting(config_file, key)
+    if origin is None or os.path.abspath(origin) == os.path.abspath(config_file):
+        return config_file
+    return f"{origin} (a _BASE_ of {config_file})"
+
+
+def _merge_error(cfg: CN, error: Exception, source) -> Optional[ConfigError]:
+    """A ``ConfigError`` for an unknown key or a wrong type, or None for another error.
+
+    Args:
+        source: function key -> where the key was given (a file name, "command-line override").
+    """
+    text = str(error.args[0] if error.args else error)
+    key = _named_key(text, _UNKNOWN_KEY_MARKERS)
+    if key is not None:
+        close = difflib.get_close_matches(key, _all_keys(cfg), n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        return ConfigError(f"{source(key)}: config key {key} does not exist.{hint}")
+    key = _named_key(text, [_TYPE_MISMATCH_MARKER])
+    if isinstance(error, ValueError) and key is not None:
+        return ConfigError(f"{source(key)}: {text}")
+    return None
 
 
 def load_config(config_file: Optional[str] = None, opts: Sequence[str] = ()) -> CN:
     """Build an InsPose config from a YAML file and ``KEY VALUE`` overrides.
 
     Raises:
-        ConfigError: naming the unknown key and its close matches.
+        ConfigError: for a missing file; naming the unknown key (and the file of the ``_BASE_``
+            chain or the override that sets it) with its close matches; for a value of the wrong
+            type, naming the key.
     """
     cfg = get_inspose_cfg()
     if config_file:
+        if not os.path.isfile(config_file):
+            raise ConfigError(f"config file {config_file} does not exist")
         try:
             cfg.merge_from_file(config_file)
-        except KeyError as error:
-            message = _unknown_key_message(cfg, error, config_file)
-            if message is None:
+        except (KeyError, AssertionError, ValueError) as error:
+            converted = _merge_error(cfg, error, lambda key: _source_of(config_file, key))
+            if converted is None:
                 raise
-            raise ConfigError(message) from None
+            raise converted from None
     if opts:
         try:
             cfg.merge_from_list(list(opts))
-        except KeyError as error:
-            message = _unknown_key_message(cfg, error, "command-line override")
-            if message is None:
+        except (KeyError, AssertionError, ValueError) as error:
+            converted = _merge_error(cfg, error, lambda key: "command-line override")
+            if converted is None:
                 raise
-            raise ConfigError(message) from None
+            raise converted from None
     return cfg
 
 
@@ -266,11 +335,13 @@ def validate_inspose_config(cfg: CN) -> None:
         cfg.TEST.DETECTIONS_PER_IMAGE,
         "must be >= 1",
     )
-    _check(c.CENTER_SAMPLE_RADIUS > 0, p + "CENTER_SAMPLE_RADIUS", c.CENTER_SAMPLE_RADIUS, "> 0")
-    _check(c.PSEUDO_BOX_MIN_SIZE >= 0, p + "PSEUDO_BOX_MIN_SIZE", c.PSEUDO_BOX_MIN_SIZE, ">= 0")
+    radius, min_size = c.CENTER_SAMPLE_RADIUS, c.PSEUDO_BOX_MIN_SIZE
+    _check(radius > 0, p + "CENTER_SAMPLE_RADIUS", radius, "must be > 0")
+    _check(min_size >= 0, p + "PSEUDO_BOX_MIN_SIZE", min_size, "must be >= 0")
     _check(c.DISK_RADIUS > 0, p + "DISK_RADIUS", c.DISK_RADIUS, "must be > 0")
     _check(c.HEATMAP_SIGMA > 0, p + "HEATMAP_SIGMA", c.HEATMAP_SIGMA, "must be > 0")
-    _check(c.KPNET_CHUNK_ELEMENTS >= 1, p + "KPNET_CHUNK_ELEMENTS", c.KPNET_CHUNK_ELEMENTS, ">= 1")
+    chunk = c.KPNET_CHUNK_ELEMENTS
+    _check(chunk >= 1, p + "KPNET_CHUNK_ELEMENTS", chunk, "must be >= 1")
     _check(c.OFFSET_CONVS >= 1, p + "OFFSET_CONVS", c.OFFSET_CONVS, "must be >= 1")
     _check(c.NUM_TOWER_CONVS >= 0, p + "NUM_TOWER_CONVS", c.NUM_TOWER_CONVS, "must be >= 0")
     for key in ("CLS", "KPNET", "OFFSET", "HEATMAP", "BOX"):
@@ -282,7 +353,8 @@ def validate_inspose_config(cfg: CN) -> None:
         c.NO_KEYPOINT_PERSONS,
         f"must be one of {NO_KEYPOINT_PERSON_MODES}",
     )
-    _check(c.KPNET_INIT in ("he", "retinanet"), p + "KPNET_INIT", c.KPNET_INIT, "'he' or 'retinanet'")
+    init = c.KPNET_INIT
+    _check(init in ("he", "retinanet"), p + "KPNET_INIT", init, "must be 'he' or 'retinanet'")
     _check(
         c.KEYPOINT_SCORE in KEYPOINT_SCORE_MODES,
         p + "KEYPOINT_SCORE",
