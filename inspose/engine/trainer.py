@@ -12,9 +12,16 @@ What differs from ``DefaultTrainer``:
 import logging
 import os
 import weakref
+from collections import OrderedDict
 
 import torch
-from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.data import (
+    DatasetFromList,
+    build_detection_test_loader,
+    build_detection_train_loader,
+    get_detection_dataset_dicts,
+)
+from detectron2.data.samplers import TrainingSampler
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, hooks
 from detectron2.engine.defaults import create_ddp_model
 from detectron2.utils import comm
@@ -22,19 +29,42 @@ from detectron2.utils.logger import setup_logger
 
 from ..checkpoint import InsPoseCheckpointer
 from ..data import InsPoseDatasetMapper
+from ..data.skipping_dataset import SkippingMapDataset
 from ..data.checks import check_datasets_match_config
 from ..evaluation import KeypointEvaluator
+from ..modeling.tta import InsPoseWithTTA
+from .hooks import LossGuard
 from .optimizer import build_optimizer
 
-__all__ = ["Trainer", "wrap_data_parallel"]
+__all__ = ["Trainer", "wrap_data_parallel", "check_sync_batchnorm"]
 
 logger = logging.getLogger(__name__)
+
+
+def check_sync_batchnorm(model: torch.nn.Module) -> None:
+    """Raise when ``model`` has ``nn.SyncBatchNorm`` on the CPU in a multi-process run.
+
+    torch synchronises SyncBatchNorm on GPUs only (it raises on CPU tensors in training), so a
+    config with "SyncBN" cannot train with several CPU processes; this fails before training.
+    """
+    if comm.get_world_size() == 1 or next(model.parameters()).device.type != "cpu":
+        return
+    names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.SyncBatchNorm)]
+    if names:
+        raise ValueError(
+            f"{len(names)} SyncBatchNorm layers ({names[0]}, ...) cannot train with several "
+            "CPU processes: torch synchronises them on GPUs only. Set the norms (MODEL.RESNETS.NORM, "
+            'MODEL.FPN.NORM, MODEL.INSPOSE.NORM, MODEL.HRNET.NORM) to "naiveSyncBN" (detectron2\'s '
+            'all-reduce BatchNorm, works on gloo), "GN" (batch-independent) or "BN" (per-process '
+            "statistics)."
+        )
 
 
 def wrap_data_parallel(model: torch.nn.Module) -> torch.nn.Module:
     """DistributedDataParallel over every process (device_ids=None on the CPU); identity for one."""
     if comm.get_world_size() == 1:
         return model
+    check_sync_batchnorm(model)
     if next(model.parameters()).device.type == "cpu":
         return create_ddp_model(model, broadcast_buffers=False, device_ids=None)
     return create_ddp_model(model, broadcast_buffers=False)
@@ -70,10 +100,25 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        return build_detection_train_loader(cfg, mapper=InsPoseDatasetMapper(cfg, is_train=True))
+        """detectron2's train loader over a ``SkippingMapDataset`` (unreadable images skipped)."""
+        records = get_detection_dataset_dicts(
+            cfg.DATASETS.TRAIN,
+            filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
+            min_keypoints=cfg.MODEL.ROI_KEYPOINT_HEAD.MIN_KEYPOINTS_PER_IMAGE if cfg.MODEL.KEYPOINT_ON else 0,
+        )
+        dataset = SkippingMapDataset(DatasetFromList(records, copy=False), InsPoseDatasetMapper(cfg, is_train=True))
+        return build_detection_train_loader(
+            dataset,
+            mapper=None,
+            sampler=TrainingSampler(len(dataset)),
+            total_batch_size=cfg.SOLVER.IMS_PER_BATCH,
+            aspect_ratio_grouping=cfg.DATALOADER.ASPECT_RATIO_GROUPING,
+            num_workers=cfg.DATALOADER.NUM_WORKERS,
+        )
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
+        check_datasets_match_config(cfg, [dataset_name])  # evaluation-only runs check here
         mapper = InsPoseDatasetMapper(cfg, is_train=False, dataset_names=[dataset_name])
         return build_detection_test_loader(cfg, dataset_name, mapper=mapper)
 
@@ -82,8 +127,29 @@ class Trainer(DefaultTrainer):
         folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
         return KeypointEvaluator(dataset_name, output_dir=folder)
 
+    @classmethod
+    def test_with_TTA(cls, cfg, model):
+        """Evaluate ``InsPoseWithTTA(cfg, model)`` (TEST.AUG.*) on every dataset of DATASETS.TEST.
+
+        Each dataset gets its own flip indices and evaluator, writing under
+        OUTPUT_DIR/inference_TTA/<dataset>. Returns ``test``'s results with "_TTA" appended to its
+        keys ({"keypoints_TTA": {...}} for one dataset, {"<dataset>_TTA": {...}} for several).
+        """
+        logger.info("Evaluating with test-time augmentation: %s", cfg.TEST.AUG)
+        results = OrderedDict()
+        for name in cfg.DATASETS.TEST:
+            single = cfg.clone()
+            single.defrost()
+            single.DATASETS.TEST = (name,)
+            folder = os.path.join(cfg.OUTPUT_DIR, "inference_TTA", name)
+            evaluator = cls.build_evaluator(single, name, output_folder=folder)
+            results[name] = cls.test(single, InsPoseWithTTA(single, model, name), [evaluator])
+        if len(results) == 1:
+            results = next(iter(results.values()))
+        return OrderedDict((f"{key}_TTA", value) for key, value in results.items())
+
     def build_hooks(self):
-        hook_list = super().build_hooks()
+        hook_list = [LossGuard(self.checkpointer)] + super().build_hooks()
         if self.cfg.TEST.EVAL_PERIOD > 0 and comm.is_main_process():
             best = hooks.BestCheckpointer(
                 self.cfg.TEST.EVAL_PERIOD, self.checkpointer, self.cfg.TEST.BEST_CHECKPOINT_METRIC

@@ -299,8 +299,21 @@ class HRNet(Backbone):
         for s in range(2, MAX_BRANCHES + 1):
             xs = _apply_transition(getattr(self, f"transition{s - 1}"), xs)
             xs = getattr(self, f"stage{s}")(xs)
-        outputs = {f"hr{b + 2}": y for b, y in enumerate(xs)}
-        return {name: outputs[name] for name in self._out_features}
+        return self._select_outputs({f"hr{b + 2}": y for b, y in enumerate(xs)})
+
+    def _select_outputs(self, outputs: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """The requested outputs. In training, the others join the first one with weight 0.
+
+        The last module fuses into every branch, requested or not; the zero-weighted term gives
+        the fuse paths of the unrequested branches a (zero) gradient, since DistributedDataParallel
+        needs a gradient for every trainable parameter in every step.
+        """
+        selected = {name: outputs[name] for name in self._out_features}
+        unused = [y for name, y in outputs.items() if name not in selected]
+        if unused and self.training and torch.is_grad_enabled():
+            first = self._out_features[0]
+            selected[first] = selected[first] + 0.0 * sum(y.sum() for y in unused)
+        return selected
 
 
 def _make_stage(
