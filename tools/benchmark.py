@@ -1,0 +1,113 @@
+#!/usr/bin/env python
+"""Speed and memory of InsPose against detectron2's Keypoint R-CNN R-50-FPN, at batch 1.
+
+    python tools/benchmark.py --config-file configs/InsPose_R_50_36ep.yaml --device cpu \\
+        --persons 1,10,50,100 --runs 10 --size 800,1333 --output benchmark.json
+    python tools/benchmark.py --config-file configs/InsPose_R_50_36ep.yaml --device cuda ...
+
+Both models have random weights and are forced to run their keypoint stage on exactly P persons
+(each --persons value). Writes the JSON report (``columns`` in it says what each row key means)
+and prints markdown tables. Trailing ``KEY VALUE`` pairs override the InsPose config.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import inspose  # noqa: F401  (first: makes detectron2 importable, registers the model)
+from inspose.benchmark.flops import RATE_CONV_SHAPE
+from inspose.benchmark.keypoint_rcnn import KEYPOINT_RCNN_CONFIG
+from inspose.benchmark.runner import BenchmarkOptions, parse_ints, run_benchmark
+from inspose.benchmark.tables import render_report
+
+
+def _size(text: str):
+    values = parse_ints(text)
+    if len(values) != 2 or min(values) < 32:
+        raise argparse.ArgumentTypeError(f"--size takes H,W (each >= 32), got {text!r}")
+    return tuple(values)
+
+
+def _positive_ints(text: str):
+    values = parse_ints(text)
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--config-file", required=True, help="InsPose config (YAML)")
+    p.add_argument(
+        "--keypoint-rcnn-config",
+        default=KEYPOINT_RCNN_CONFIG,
+        help="detectron2 Keypoint R-CNN config (default: the model-zoo R-50-FPN 3x recipe)",
+    )
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument(
+        "--persons",
+        type=_positive_ints,
+        default=[1, 10, 50, 100],
+        help="persons reaching the keypoint stage, one row each (default 1,10,50,100)",
+    )
+    p.add_argument("--runs", type=int, default=10, help="timed runs per measurement (default 10)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
+    p.add_argument("--size", type=_size, default=(800, 1333), help="input H,W (default 800,1333)")
+    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: default)")
+    p.add_argument(
+        "--kpnet-instances",
+        type=_positive_ints,
+        default=[10, 100, 500],
+        help="instance counts of the batched-vs-loop KP-Net table (default 10,100,500)",
+    )
+    p.add_argument("--train-persons", type=int, default=5, help="persons per training image")
+    p.add_argument(
+        "--rate-shape",
+        type=_positive_ints,
+        default=list(RATE_CONV_SHAPE),
+        help="N,C,H,W of the 3x3 conv that measures the device's rate (default 1,256,200,304)",
+    )
+    p.add_argument("--skip-train", action="store_true", help="skip the training step")
+    p.add_argument("--skip-flops", action="store_true", help="skip params, FLOPs, FLOP floors")
+    p.add_argument("--skip-kpnet", action="store_true", help="skip the KP-Net table")
+    p.add_argument("--output", help="JSON file to write")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="InsPose config overrides: KEY VALUE ...")
+    return p
+
+
+def options_from_args(args: argparse.Namespace) -> BenchmarkOptions:
+    if len(args.rate_shape) != 4:
+        raise SystemExit("--rate-shape takes four integers N,C,H,W")
+    return BenchmarkOptions(
+        config_file=args.config_file,
+        keypoint_rcnn_config=args.keypoint_rcnn_config,
+        opts=list(args.opts),
+        device=args.device,
+        persons=args.persons,
+        runs=max(1, args.runs),
+        warmup=max(0, args.warmup),
+        size=args.size,
+        threads=args.threads,
+        kpnet_instances=args.kpnet_instances,
+        train_persons=args.train_persons,
+        rate_shape=tuple(args.rate_shape),
+        skip_train=args.skip_train,
+        skip_flops=args.skip_flops,
+        skip_kpnet=args.skip_kpnet,
+    )
+
+
+def main(argv=None) -> dict:
+    args = build_parser().parse_args(argv)
+    report = run_benchmark(options_from_args(args))
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+    sys.stdout.write(render_report(report))
+    return report
+
+
+if __name__ == "__main__":
+    main()
