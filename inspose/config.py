@@ -108,8 +108,9 @@ def add_inspose_config(cfg: CN) -> CN:
     # grows with positives x K x H x W), taken round-robin across persons so every person is
     # trained. The classification loss always uses every positive. <= 0 disables the budget.
     _C.MAX_KPNET_POSITIVES_PER_IMAGE = 64
-    # Inference runs KP-Nets on chunks of candidates so one chunk's keypoint maps hold at most
-    # this many values (bounds memory at stride 2 with 500 candidates).
+    # Inference runs the KP-Nets band by band over the map, reducing each band to running argmaxes
+    # and softmax normalisers; one band's activations hold at most this many values (bounds memory
+    # at any stride, e.g. stride 2 with 500 candidates, and keeps a band in cache on the CPU).
     _C.KPNET_CHUNK_ELEMENTS = 1 << 25
 
     # ---------------------------------------------------------------- disk offsets

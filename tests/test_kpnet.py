@@ -73,3 +73,32 @@ def test_no_instances():
     empty = torch.zeros(0, dtype=torch.long)
     out = kpnet_forward(features, empty, torch.zeros(0, layout.num_params), layout, rel_x[:0], rel_y[:0])
     assert out.shape == (0, 17, 13 * 17)
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+@pytest.mark.parametrize("max_elements", [1, 10_000, 1 << 30])
+def test_banded_peaks_equal_the_full_maps(depth, max_elements):
+    from inspose.modeling.kpnet_decode import kpnet_peaks
+
+    layout = KPNetLayout(8, 8, 17, depth)
+    features, _, params, rel_x, rel_y = _random_inputs(layout, batch=1, instances=6, size=(11, 9))
+    image_index = torch.zeros(6, dtype=torch.long)
+    logits = kpnet_forward(features, image_index, params, layout, rel_x, rel_y)
+    cells, peak, log_norm = kpnet_peaks(features, params, layout, rel_x, rel_y, max_elements)
+    assert torch.equal(cells, logits.argmax(dim=2))
+    assert torch.allclose(peak, logits.amax(dim=2), atol=1e-5)
+    assert torch.allclose(log_norm, torch.logsumexp(logits, dim=2), atol=1e-4)
+
+
+def test_logits_at_chosen_cells():
+    from inspose.modeling.kpnet_decode import kpnet_logits_at
+
+    layout = KPNetLayout(8, 8, 14, 3)
+    features, _, params, rel_x, rel_y = _random_inputs(layout, batch=1, instances=5, size=(7, 10))
+    logits = kpnet_forward(features, torch.zeros(5, dtype=torch.long), params, layout, rel_x, rel_y)
+    g = torch.Generator().manual_seed(3)
+    rows = torch.randint(0, 7, (5, 14, 4), generator=g)
+    cols = torch.randint(0, 10, (5, 14, 4), generator=g)
+    picked = kpnet_logits_at(features, params, layout, rel_x, rel_y, rows, cols)
+    expected = logits.gather(2, (rows * 10 + cols).view(5, 14, 4))
+    assert torch.allclose(picked, expected, atol=1e-5)

@@ -106,12 +106,13 @@ def test_batched_inference_equals_one_image_at_a_time():
         assert torch.allclose(alone.scores, joint.scores, atol=1e-5)
 
 
-def test_chunked_kpnets_equal_one_chunk():
+def test_banded_kpnets_equal_one_band():
     model = tiny_model()
     item = [batch_item(128, 160, 0)]
     whole = _predict(model, item, score_thresh=0.0, pre_nms_topk=40, chunk_elements=1 << 30)[0]
-    chunked = _predict(model, item, chunk_elements=17 * 16 * 20 * 3)[0]
-    assert torch.equal(whole.pred_keypoints, chunked.pred_keypoints)
+    banded = _predict(model, item, chunk_elements=17 * 20 * 3)[0]  # a band of a row or two
+    assert torch.equal(whole.pred_keypoints[..., :2], banded.pred_keypoints[..., :2])
+    assert torch.allclose(whole.pred_keypoints[..., 2], banded.pred_keypoints[..., 2], atol=1e-6)
 
 
 @pytest.mark.parametrize("stride", [2, 4, 16])

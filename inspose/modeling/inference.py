@@ -1,8 +1,9 @@
 """Inference: score threshold, top-N, KP-Nets on the survivors, decoding, NMS, rescaling.
 
-The KP-Nets of the candidates run in chunks whose keypoint maps hold at most
-``KPNET_CHUNK_ELEMENTS`` values; each chunk is reduced to its argmax cells and confidences at once,
-so memory stays bounded at any output stride (stride 2 with 500 candidates included).
+The KP-Nets of the candidates run band by band over the map (``kpnet_decode.py``): one band's
+activations hold at most ``KPNET_CHUNK_ELEMENTS`` values and are reduced at once to running
+argmaxes and softmax normalisers, so memory stays bounded at any output stride (stride 2 with 500
+candidates included) and the full maps are never written.
 
 The third keypoint column (paper silent) follows ``MODEL.INSPOSE.KEYPOINT_SCORE``; by default it is
 the softmax mass of the keypoint map in the 3 x 3 cells around the argmax, in [0, 1].
@@ -15,7 +16,8 @@ from detectron2.structures import Boxes, Instances
 from torchvision.ops import nms
 
 from .codec import InsPoseCodec, LevelLocations
-from .kpnet import KPNetLayout, kpnet_forward, relative_coordinate_axes
+from .kpnet import KPNetLayout, relative_coordinate_axes
+from .kpnet_decode import kpnet_logits_at, kpnet_peaks
 from .level_maps import flatten_levels, gather_locations
 
 __all__ = ["InsPosePredictor", "Candidates", "keypoint_boxes", "rescale_instances"]
@@ -65,20 +67,22 @@ def rescale_instances(instances: Instances, height: int, width: int) -> Instance
     return out
 
 
-def _peak_confidence(logits: torch.Tensor, cells: torch.Tensor, map_size, mode: str):
-    """(n, K) confidence of each argmax: softmax mass in the 3x3 neighbourhood or at the peak."""
-    lse = torch.logsumexp(logits, dim=2)
-    if mode == "peak_prob":
-        return torch.exp(logits.gather(2, cells[..., None]).squeeze(2) - lse)
-    height, width = map_size
-    row, col = cells // width, cells % width
-    mass = torch.zeros_like(lse)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            r, c = row + dy, col + dx
-            inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
-            index = (r.clamp(0, height - 1) * width + c.clamp(0, width - 1))[..., None]
-            mass += torch.exp(logits.gather(2, index).squeeze(2) - lse) * inside
+_NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+
+
+def _peak_mass(features, params, layout, rel_x, rel_y, cells, log_norm) -> torch.Tensor:
+    """(n, K) softmax mass of each keypoint map in the 3 x 3 cells around its argmax."""
+    height, width = features.shape[-2:]
+    if cells.numel() == 0:
+        return log_norm.clone()
+    offsets = torch.tensor(_NEIGHBOURS, device=cells.device)
+    rows = (cells // width)[..., None] + offsets[:, 0]
+    cols = (cells % width)[..., None] + offsets[:, 1]
+    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    logits = kpnet_logits_at(
+        features, params, layout, rel_x, rel_y, rows.clamp(0, height - 1), cols.clamp(0, width - 1)
+    )
+    mass = (torch.exp(logits - log_norm[..., None]) * inside).sum(dim=2)
     return mass.clamp(max=1.0)
 
 
@@ -109,32 +113,24 @@ class InsPosePredictor:
         return candidates
 
     def run_kpnets(self, features, params, locations, norms) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Argmax cells (n, K) and confidences (n, K) of n KP-Nets on one image, chunk by chunk.
+        """Argmax cells (n, K) and confidences (n, K) (None for "instance") of n KP-Nets.
+
+        The maps are reduced band by band (``kpnet_decode.kpnet_peaks``) and never stored whole.
 
         Args:
             features: (1, C_kp, H, W) keypoint features of the image.
             params: (n, C_f); locations: (n, 2); norms: (n,).
         """
         map_size = tuple(features.shape[-2:])
-        per_instance = self.layout.num_keypoints * map_size[0] * map_size[1]
-        chunk = max(1, self.chunk_elements // per_instance)
-        cells, confidence = [], []
-        for start in range(0, params.shape[0], chunk):
-            part = slice(start, start + chunk)
-            rel_x, rel_y = relative_coordinate_axes(
-                locations[part], norms[part], map_size, self.codec.output_stride
-            )
-            index = torch.zeros(params[part].shape[0], dtype=torch.long, device=params.device)
-            logits = kpnet_forward(features, index, params[part], self.layout, rel_x, rel_y)
-            best = logits.argmax(dim=2)
-            cells.append(best)
-            if self.keypoint_score != "instance":
-                confidence.append(_peak_confidence(logits, best, map_size, self.keypoint_score))
-        if not cells:
-            empty = params.new_zeros(0, self.layout.num_keypoints)
-            return empty.long(), empty
-        cells = torch.cat(cells)
-        return cells, torch.cat(confidence) if confidence else None
+        rel_x, rel_y = relative_coordinate_axes(locations, norms, map_size, self.codec.output_stride)
+        cells, peak, log_norm = kpnet_peaks(
+            features, params, self.layout, rel_x, rel_y, self.chunk_elements
+        )
+        if self.keypoint_score == "instance":
+            return cells, None
+        if self.keypoint_score == "peak_prob":
+            return cells, torch.exp(peak - log_norm)
+        return cells, _peak_mass(features, params, self.layout, rel_x, rel_y, cells, log_norm)
 
     def candidates(self, outputs: Dict, locs: LevelLocations, scores, b: int, image_size) -> Candidates:
         """Image ``b``'s candidates before NMS, in the network's input coordinates."""
