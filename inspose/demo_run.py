@@ -67,7 +67,7 @@ def fit_schedule(cfg, iterations: int):
     return cfg
 
 
-def train_within_budget(cfg, budget_seconds: float, safety: float = 0.9) -> Trainer:
+def train_within_budget(cfg, budget_seconds: float, safety: float = 0.95) -> Trainer:
     """Train with as many iterations as fit in ``budget_seconds`` (at most cfg.SOLVER.MAX_ITER)."""
     start = time.time()
     per_iteration = seconds_per_iteration(cfg)

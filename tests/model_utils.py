@@ -45,3 +45,18 @@ def batch_item(height, width, num_persons, num_keypoints=17, seed=0, crowd=None)
     if crowd is not None:
         item["crowd_boxes"] = Boxes(torch.tensor(crowd, dtype=torch.float32).reshape(-1, 4))
     return item
+
+
+def register_coco_person(json_file, image_root, prefix: str = "test") -> str:
+    """Register a COCO-person-keypoint dataset under a fresh name; returns the name."""
+    import uuid
+
+    from inspose.data import COCO_PERSON, register_keypoint_dataset
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    spec = COCO_PERSON
+    register_keypoint_dataset(
+        name, str(json_file), str(image_root), spec.names, spec.flip_pairs, spec.skeleton,
+        spec.oks_sigmas,
+    )  # fmt: skip
+    return name

@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import os
-import uuid
 
 import pytest
 import torch
@@ -17,18 +16,16 @@ import inspose  # noqa: F401  (before detectron2)
 from detectron2.data import DatasetCatalog
 
 from inspose.data import (
-    COCO_PERSON,
     AnnotationError,
     ImageReadError,
     InsPoseDatasetMapper,
     KeypointCountError,
     SkippedImages,
-    register_keypoint_dataset,
 )
 from inspose.data.synthetic import GeneratorSettings, generate_dataset
 from inspose.engine import Trainer
 
-from .model_utils import tiny_cfg, tiny_model
+from .model_utils import register_coco_person, tiny_cfg, tiny_model
 
 SMALL_INPUT = ("INPUT.MIN_SIZE_TEST", 96, "INPUT.MAX_SIZE_TEST", 128)
 
@@ -55,11 +52,7 @@ def one_thread():
 
 def register(json_file, image_root) -> str:
     """Register a COCO-person dataset under a new name; returns the name."""
-    name = f"faults_{uuid.uuid4().hex[:8]}"
-    spec = COCO_PERSON
-    register_keypoint_dataset(name, str(json_file), str(image_root), spec.names,
-                              spec.flip_pairs, spec.skeleton, spec.oks_sigmas)  # fmt: skip
-    return name
+    return register_coco_person(json_file, image_root, prefix="faults")
 
 
 def broken_copy(dataset, tmp_path, change) -> str:

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -26,13 +25,13 @@ import inspose  # noqa: F401  (before detectron2)
 from detectron2.utils.events import get_event_storage
 
 from inspose.checkpoint import InsPoseCheckpointer
-from inspose.data import COCO_PERSON, SkippedImages, register_keypoint_dataset
+from inspose.data import SkippedImages
 from inspose.data.synthetic import GeneratorSettings, generate_dataset
 from inspose.engine import Trainer
 from inspose.engine.hooks import NonFiniteLossError, non_finite_terms
 
 from .conftest import REPO_ROOT
-from .model_utils import TINY_CONFIG, tiny_cfg
+from .model_utils import TINY_CONFIG, register_coco_person, tiny_cfg
 
 SMALL_INPUT = (
     "INPUT.MIN_SIZE_TRAIN", "(96,)", "INPUT.MIN_SIZE_TRAIN_SAMPLING", "choice",
@@ -60,11 +59,8 @@ def quiet_machine(tmp_path, monkeypatch):
 
 
 def register(json_file, image_root) -> str:
-    name = f"faults_{uuid.uuid4().hex[:8]}"
-    spec = COCO_PERSON
-    register_keypoint_dataset(name, str(json_file), str(image_root), spec.names,
-                              spec.flip_pairs, spec.skeleton, spec.oks_sigmas)  # fmt: skip
-    return name
+    """Register a COCO-person dataset under a new name; returns the name."""
+    return register_coco_person(json_file, image_root, prefix="faults")
 
 
 def train_cfg(name, output_dir, max_iter, checkpoint_period, *opts):

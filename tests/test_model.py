@@ -9,7 +9,7 @@ from detectron2.utils.events import EventStorage
 from inspose.config import load_config
 from inspose.modeling import InsPose
 
-from .model_utils import batch_item, tiny_cfg, tiny_model
+from .model_utils import batch_item, tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 LOSSES = {"loss_cls", "loss_kpnet", "loss_offset", "loss_heatmap"}
@@ -167,3 +167,31 @@ def test_every_config_builds(config):
     model = build_model(cfg)
     assert isinstance(model, InsPose)
     assert model.head.controller.out_channels == model.criterion.layout.num_params
+
+
+@pytest.mark.parametrize(
+    "config, extra",
+    [
+        ("configs/InsPose_R_101_36ep.yaml", ["MODEL.RESNETS.NORM", "GN", "MODEL.FPN.NORM", "GN"]),
+        ("configs/InsPose_HRNet_W32_36ep.yaml", ["MODEL.HRNET.NORM", "GN", "MODEL.HRNET.FREEZE_AT", 0]),
+    ],
+    ids=["R-101", "HRNet-W32"],
+)
+def test_backbones_train_a_few_iterations(config, extra):
+    cfg = load_config(str(REPO / config), ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", ""] + [str(e) for e in extra])
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.002, momentum=0.9)
+    batch = [batch_item(128, 160, 2)]
+    history = []
+    with EventStorage():
+        for _ in range(4):
+            losses = model(batch)
+            total = sum(losses.values())
+            optimizer.zero_grad()
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 35.0)
+            optimizer.step()
+            history.append(float(total))
+    assert all(torch.isfinite(torch.tensor(history)))
+    assert history[-1] < history[0]

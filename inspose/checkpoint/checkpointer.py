@@ -39,7 +39,6 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
 from .convert import (
-    HRNET,
     TORCHVISION_RESNET,
     convert_hrnet,
     convert_torchvision_resnet,

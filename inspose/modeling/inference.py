@@ -6,7 +6,10 @@ argmaxes and softmax normalisers, so memory stays bounded at any output stride (
 candidates included) and the full maps are never written.
 
 The third keypoint column (paper silent) follows ``MODEL.INSPOSE.KEYPOINT_SCORE``; by default it is
-the softmax mass of the keypoint map in the 3 x 3 cells around the argmax, in [0, 1].
+the softmax mass of the keypoint map in the 3 x 3 cells around the argmax, in [0, 1]. Candidates are
+selected by their classification score (threshold, top N) as in the paper; the score a detection
+is ranked by (NMS, AP) follows ``MODEL.INSPOSE.INSTANCE_SCORE``: by default the classification score
+times the mean keypoint confidence.
 """
 from dataclasses import dataclass
 from typing import Dict, List, Tuple
@@ -98,6 +101,7 @@ class InsPosePredictor:
         self.max_detections = cfg.TEST.DETECTIONS_PER_IMAGE
         self.chunk_elements = c.KPNET_CHUNK_ELEMENTS
         self.keypoint_score = c.KEYPOINT_SCORE
+        self.instance_score = c.INSTANCE_SCORE
         self.rel_coord_norms = list(c.REL_COORD_NORMS)
 
     def __call__(self, outputs: Dict, locs: LevelLocations, image_sizes: List[Tuple[int, int]]):
@@ -153,6 +157,8 @@ class InsPosePredictor:
             confidence = kept_scores[:, None].expand(-1, xy.shape[1])
         keypoints = torch.cat([xy, confidence[..., None]], dim=2)
         boxes = self._boxes(outputs, locs, image, candidates, keypoints)
+        if self.instance_score == "cls_x_keypoints":
+            kept_scores = kept_scores * confidence.mean(dim=1)
         return Candidates(keypoints, kept_scores, boxes)
 
     def select(self, candidates: Candidates, image_size) -> Instances:
