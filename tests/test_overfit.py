@@ -3,12 +3,17 @@
 Four coco_kp_mini images with one large person each, at shorter side 320, with the tiny CPU model
 (ResNet-18, GroupNorm, narrow towers) through detectron2's trainer, then detectron2's COCO
 evaluation (pycocotools OKS AP) on the same images. About 220 iterations, 4 minutes on 2 cores.
+
+AdamW (lr 1e-3) and a fixed seed: from scratch, SGD at lr 0.01 sometimes stalls on a plateau
+(loss_kpnet near 2.7 after 220 iterations), so its outcome depends on the initialisation; AdamW
+reached OKS AP 96-100 for seeds 1-4.
 """
 import json
 import time
 
 import pytest
 from detectron2.data import DatasetCatalog
+from detectron2.utils.env import seed_all_rng
 
 from inspose.data import COCO_PERSON, register_keypoint_dataset
 from inspose.engine import Trainer
@@ -46,10 +51,12 @@ def test_overfit_four_coco_images(overfit_dataset, tmp_path):
     cfg = tiny_cfg(
         "DATASETS.TRAIN", f"('{overfit_dataset}',)", "DATASETS.TEST", f"('{overfit_dataset}',)",
         "SOLVER.IMS_PER_BATCH", 4, "SOLVER.MAX_ITER", ITERATIONS, "SOLVER.STEPS", "(180,)",
-        "SOLVER.WARMUP_ITERS", 20, "INPUT.RANDOM_FLIP", "none", "INPUT.MIN_SIZE_TRAIN", "(320,)",
+        "SOLVER.WARMUP_ITERS", 20, "SOLVER.OPTIMIZER", "AdamW", "SOLVER.BASE_LR", 1e-3,
+        "INPUT.RANDOM_FLIP", "none", "INPUT.MIN_SIZE_TRAIN", "(320,)",
         "INPUT.MIN_SIZE_TRAIN_SAMPLING", "choice", "INPUT.MIN_SIZE_TEST", 320,
         "DATALOADER.ASPECT_RATIO_GROUPING", False, "SEED", 1, "OUTPUT_DIR", str(tmp_path),
     )  # fmt: skip
+    seed_all_rng(cfg.SEED)  # detectron2's default_setup would do this in tools/train_net.py
     start = time.time()
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=False)
