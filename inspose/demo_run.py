@@ -34,7 +34,7 @@ def ensure_synthetic_dataset(folder: str, num_train: int, num_val: int, seed: in
 
 
 def seconds_per_iteration(cfg, steps: int = 10, warmup: int = 5) -> float:
-    """Mean wall time of a training step (forward, backward, optimizer) with this config's data.
+    """Mean wall time of a training step (loading, forward, backward, optimizer) on this config's data.
 
     The first steps are slower (allocator, caches) and are left out.
     """
@@ -47,8 +47,8 @@ def seconds_per_iteration(cfg, steps: int = 10, warmup: int = 5) -> float:
 
     with EventStorage():
         for step in range(warmup + steps):
-            batch = next(data)
             start = time.perf_counter()
+            batch = next(data)
             loss = sum(model(batch).values())
             optimizer.zero_grad()
             loss.backward()

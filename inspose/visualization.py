@@ -110,6 +110,8 @@ def draw_poses(
         radius: keypoint radius in pixels (default: about 1/150 of the shorter image side).
     """
     canvas = np.ascontiguousarray(image_bgr).copy()
+    if len(scores) == 0:  # (0, K, 3) arrives as an empty array: nothing to draw
+        return canvas
     keypoints = np.asarray(keypoints, dtype=np.float64).reshape(len(scores), -1, 3)
     radius = radius or max(2, int(round(min(canvas.shape[:2]) / 150)))
     thickness = max(1, radius // 2)

@@ -127,12 +127,20 @@ def test_report_has_one_row_per_persons_value_and_renders(inspose_model, rcnn_mo
     assert "## KP-Nets" in text and "## Parameters and MACs" in text
 
 
-def test_training_step_in_a_subprocess_reports_losses_and_peak_memory():
-    spec = training_spec("inspose", str(REPO_ROOT / TINY_CONFIG), [], "cpu", SIZE, batch=2,
+TRAINING_LOSSES = {
+    "inspose": {"loss_cls", "loss_kpnet", "loss_offset", "loss_heatmap"},
+    "keypoint_rcnn": {"loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc", "loss_keypoint"},
+}
+
+
+@pytest.mark.parametrize("model", ["inspose", "keypoint_rcnn"])
+def test_training_step_in_a_subprocess_reports_losses_and_peak_memory(model):
+    config = str(REPO_ROOT / TINY_CONFIG) if model == "inspose" else KEYPOINT_RCNN_CONFIG
+    spec = training_spec(model, config, [], "cpu", SIZE, batch=2,
                          persons=2, runs=1, warmup=0, threads=1)  # fmt: skip
     result = training_in_subprocess(spec, timeout_s=300)
     assert "error" not in result, result
-    assert set(result["losses"]) == {"loss_cls", "loss_kpnet", "loss_offset", "loss_heatmap"}
+    assert set(result["losses"]) == TRAINING_LOSSES[model]
     assert all(v == v for v in result["losses"].values())  # not NaN
     assert result["peak_memory_mb"] >= result["rss_after_build_mb"] > 0
     assert result["step_ms"] > 0 and result["batch"] == 2

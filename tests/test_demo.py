@@ -87,6 +87,13 @@ def test_the_score_is_written_and_a_hidden_person_is_not_drawn():
     assert not draw_poses(BLANK, nobody, [0.87], COCO_STYLE).any()
 
 
+@pytest.mark.parametrize("empty", [np.zeros((0, 17, 3)), np.zeros((0,)), []], ids=["0xKx3", "flat", "list"])
+def test_an_image_without_persons_is_returned_unchanged(empty):
+    image = np.full((40, 50, 3), 7, np.uint8)
+    drawn = draw_poses(image, empty, [], COCO_STYLE)
+    assert drawn is not image and np.array_equal(drawn, image)
+
+
 def test_fourteen_keypoints_take_their_sides_from_names():
     style = PoseStyle.from_metadata(_metadata(CROWDPOSE))
     assert style.sides[:2] == ("left", "right") and style.sides[12:] == ("centre", "centre")

@@ -50,7 +50,8 @@ def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
         cfg.defrost()
         cfg.SOLVER.CLIP_GRADIENTS.ENABLED = False
     builders = {"SGD": detectron2_build_optimizer, "AdamW": _adamw}
-    optimizer = builders[cfg.SOLVER.OPTIMIZER](cfg, model)
+    # a plain detectron2 config (the benchmark's Keypoint R-CNN) has no SOLVER.OPTIMIZER: SGD
+    optimizer = builders[cfg.SOLVER.get("OPTIMIZER", "SGD")](cfg, model)
     if full_model:
         optimizer = _with_global_norm_clipping(optimizer, clip.CLIP_VALUE, clip.NORM_TYPE)
     return optimizer
