@@ -90,10 +90,11 @@ def test_banded_peaks_equal_the_full_maps(depth, max_elements):
     assert torch.allclose(log_norm, torch.logsumexp(logits, dim=2), atol=1e-4)
 
 
-def test_logits_at_chosen_cells():
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_logits_at_chosen_cells(depth):
     from inspose.modeling.kpnet_decode import kpnet_logits_at
 
-    layout = KPNetLayout(8, 8, 14, 3)
+    layout = KPNetLayout(8, 8, 14, depth)
     features, _, params, rel_x, rel_y = _random_inputs(layout, batch=1, instances=5, size=(7, 10))
     logits = kpnet_forward(features, torch.zeros(5, dtype=torch.long), params, layout, rel_x, rel_y)
     g = torch.Generator().manual_seed(3)

@@ -77,7 +77,9 @@ def kpnet_peaks(
         hidden = (w_feat @ band).view(num, out_ch, band_h, width)
         hidden += coord_x[:, :, None, :]
         hidden += coord_y[:, :, top : top + band_h, None]
-        logits = _deeper_layers(hidden.relu_().view(num, out_ch, -1), deeper) if deeper else hidden.view(num, out_ch, -1)
+        logits = hidden.view(num, out_ch, -1)  # depth 1: layer 1 gives the logits
+        if deeper:
+            logits = _deeper_layers(logits.relu_(), deeper)
         band_peak, band_cell = logits.max(dim=2)
         new_peak = torch.maximum(peak, band_peak)
         total = total * torch.exp(peak - new_peak) + logits.sub_(new_peak[..., None]).exp_().sum(dim=2)
@@ -113,8 +115,8 @@ def kpnet_logits_at(
         [rel_x.gather(1, cols.reshape(num, -1)), rel_y.gather(1, rows.reshape(num, -1))], dim=1
     )  # (n, 2, K * M)
     hidden = torch.baddbmm(bias[:, :, None], weight, torch.cat([positions, coords], dim=1))
-    for w, b in layers[1:]:
-        hidden = torch.baddbmm(b[:, :, None], w, F.relu(hidden))
+    if len(layers) > 1:
+        hidden = _deeper_layers(F.relu(hidden), layers[1:])
     per_kind = hidden.view(num, kinds, kinds, picks)  # output channel, keypoint of the cell, cell
     index = torch.arange(kinds, device=hidden.device)
     return per_kind[:, index, index, :]
