@@ -24,20 +24,21 @@ Bottleneck puts the stride in the 3x3 conv. With such weights set::
 Given the config (``InsPoseCheckpointer(model, cfg=cfg)``), the checkpointer warns about every one
 of these keys that differs when it loads such a file.
 
-Saves are atomic on local folders: a checkpoint and the ``last_checkpoint`` tag are written to a
-hidden ``.<name>.partial`` file in the same folder, flushed to disk (fsync) and renamed over the
-final name (``os.replace``). A process killed mid-save (``kill -9``, out of memory, a full disk)
-therefore leaves the previous checkpoint, and the tag naming it, intact; the next save removes
+Saves are atomic on local folders (``inspose.io_utils.write_atomically``): a checkpoint and the
+``last_checkpoint`` tag are written to a hidden ``.<name>.<pid>.partial`` file in the same folder,
+flushed to disk (fsync) and renamed over the final name (``os.replace``). A process killed
+mid-save (``kill -9``, out of memory, a full disk) therefore leaves the previous checkpoint, and the tag naming it, intact; the next save removes
 the partial files it left.
 """
 import functools
 import os
-from typing import Callable, Dict, IO, List, Optional
+from typing import Dict, List, Optional
 
 import torch
 
 from detectron2.checkpoint import DetectionCheckpointer
 
+from ..io_utils import remove_partial_files, write_atomically
 from .convert import (
     TORCHVISION_RESNET,
     convert_hrnet,
@@ -56,7 +57,6 @@ TORCHVISION_INPUT_KEYS = {
     "MODEL.PIXEL_STD": [58.395, 57.12, 57.375],
 }
 TORCHVISION_RESNET_KEYS = {"MODEL.RESNETS.STRIDE_IN_1X1": False}
-PARTIAL_SUFFIX = ".partial"  # hidden ".<name>.partial" files hold a save in progress
 LAST_CHECKPOINT_TAG = "last_checkpoint"
 
 
@@ -89,7 +89,7 @@ class InsPoseCheckpointer(DetectionCheckpointer):
         basename = f"{name}.pth"
         path = os.path.join(self.save_dir, basename)
         os.makedirs(self.save_dir, exist_ok=True)
-        _remove_partial_files(self.save_dir)
+        remove_partial_files(self.save_dir)
         self.logger.info(f"Saving checkpoint to {path}")
         write_atomically(path, lambda f: torch.save(data, f))
         self.tag_last_checkpoint(basename)
@@ -177,58 +177,6 @@ class InsPoseCheckpointer(DetectionCheckpointer):
 
 def _is_local(folder: str) -> bool:
     return "://" not in folder
-
-
-def _partial_path(path: str) -> str:
-    folder, name = os.path.split(path)
-    return os.path.join(folder, f".{name}{PARTIAL_SUFFIX}")
-
-
-def write_atomically(path: str, write: Callable[[IO[bytes]], object]) -> None:
-    """Make ``path`` hold what ``write(file)`` writes, or leave it as it was.
-
-    The bytes go to a partial file in the same folder, are flushed to disk, and replace ``path``
-    in one rename; the partial file is removed when ``write`` raises.
-    """
-    partial = _partial_path(path)
-    try:
-        with open(partial, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        _remove_quietly(partial)
-        raise
-    _fsync_folder(os.path.dirname(path) or ".")
-
-
-def _fsync_folder(folder: str) -> None:
-    """Flush a folder's entries (the rename) to disk where the platform allows it."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
-def _remove_partial_files(folder: str) -> None:
-    """Delete the partial files an interrupted save left in ``folder``."""
-    for name in os.listdir(folder):
-        if name.startswith(".") and name.endswith(PARTIAL_SUFFIX):
-            _remove_quietly(os.path.join(folder, name))
 
 
 def _cfg_value(cfg, dotted_key: str):

@@ -15,6 +15,7 @@ from typing import Sequence, Tuple
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 
+from ..io_utils import write_bytes_atomically
 from .keypoint_spec import KeypointSpec
 from .validation import load_and_validate
 
@@ -44,10 +45,7 @@ def _write_once(coco: dict, stem: str) -> str:
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{stem}-repaired-{digest}.json")
     if not os.path.exists(path):
-        partial = f"{path}.{os.getpid()}.partial"
-        with open(partial, "wb") as f:
-            f.write(text)
-        os.replace(partial, path)  # atomic: concurrent processes write identical bytes
+        write_bytes_atomically(path, text)  # concurrent processes write identical bytes
     return path
 
 
