@@ -4,6 +4,8 @@ Every error is a ``ConfigError`` naming where the bad key or value is and, for a
 user probably meant.
 """
 import importlib.util
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 import inspose  # noqa: F401  (before detectron2)
 from detectron2.modeling import build_model
 
-from inspose.config import ConfigError, load_config
+from inspose.config import ConfigError, get_inspose_cfg, load_config
 
 from .conftest import REPO_ROOT
 from .model_utils import TINY_CONFIG, tiny_cfg
@@ -99,6 +101,12 @@ INVALID_VALUES = {
     "negative_score_thresh": ("MODEL.INSPOSE.SCORE_THRESH_TEST", -0.1, "must lie in [0, 1]"),
     "negative_nms_thresh": ("MODEL.INSPOSE.NMS_THRESH_TEST", -0.5, "must lie in [0, 1]"),
     "negative_loss_weight": ("MODEL.INSPOSE.LOSS_WEIGHT_KPNET", -1.0, "must be >= 0"),
+    "instance_score_typo": (
+        "MODEL.INSPOSE.INSTANCE_SCORE", "cls_x_keypoint", "must be one of ('cls_x_keypoints', 'cls')"
+    ),
+    "keypoint_score_typo": (
+        "MODEL.INSPOSE.KEYPOINT_SCORE", "peak", "must be one of ('peak_mass', 'peak_prob', 'instance')"
+    ),
 }
 
 
@@ -109,3 +117,27 @@ def test_invalid_value_is_caught_when_the_model_is_built(case):
     with pytest.raises(ConfigError) as error:
         build_model(cfg)
     assert str(error.value) == f"{key} = {value!r} is invalid: {requirement}"
+
+
+def test_the_config_package_imports_no_model_code():
+    """``inspose.config`` alone (without the package's registrations) loads no ``inspose.modeling``
+    module: the model imports the config, never the reverse."""
+    script = (
+        "import sys, types\n"
+        f"package = types.ModuleType('inspose'); package.__path__ = [{str(REPO_ROOT / 'inspose')!r}]\n"
+        "sys.modules['inspose'] = package\n"
+        "import inspose.compat, inspose.config\n"
+        "print(sorted(m for m in sys.modules if m.startswith('inspose.modeling')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
+def test_base_config_sets_detectron2_keys_that_add_inspose_config_leaves_alone():
+    plain = get_inspose_cfg()
+    assert plain.MODEL.META_ARCHITECTURE == "GeneralizedRCNN"  # detectron2's default, untouched
+    base = load_config(str(REPO_ROOT / "configs" / "Base-InsPose.yaml"))
+    assert base.MODEL.META_ARCHITECTURE == "InsPose" and base.MODEL.KEYPOINT_ON
+    assert base.MODEL.BACKBONE.NAME == "build_inspose_resnet_fpn_backbone"
+    assert list(base.MODEL.FPN.IN_FEATURES) == list(base.MODEL.RESNETS.OUT_FEATURES) == ["res3", "res4", "res5"]
