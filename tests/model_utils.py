@@ -54,9 +54,5 @@ def register_coco_person(json_file, image_root, prefix: str = "test") -> str:
     from inspose.data import COCO_PERSON, register_keypoint_dataset
 
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    spec = COCO_PERSON
-    register_keypoint_dataset(
-        name, str(json_file), str(image_root), spec.names, spec.flip_pairs, spec.skeleton,
-        spec.oks_sigmas,
-    )  # fmt: skip
+    register_keypoint_dataset(name, str(json_file), str(image_root), COCO_PERSON)
     return name

@@ -35,10 +35,7 @@ CROWDPOSE = KeypointSpec(
 
 def _register(name, json_file, image_root, spec):
     if name not in DatasetCatalog.list():
-        register_keypoint_dataset(
-            name, str(json_file), str(image_root), spec.names, spec.flip_pairs, spec.skeleton,
-            spec.oks_sigmas,
-        )
+        register_keypoint_dataset(name, str(json_file), str(image_root), spec)
     return DatasetCatalog.get(name)
 
 

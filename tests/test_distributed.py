@@ -96,9 +96,7 @@ def _register(dataset, job):
     json_file = root / "annotations/person_keypoints_val.json"
     if dataset == EVAL_SET:
         json_file = Path(job) / "pseudo_val.json"
-    spec = COCO_PERSON
-    register_keypoint_dataset(dataset, str(json_file), str(root / "val"), spec.names,
-                              spec.flip_pairs, spec.skeleton, spec.oks_sigmas)  # fmt: skip
+    register_keypoint_dataset(dataset, str(json_file), str(root / "val"), COCO_PERSON)
 
 
 def _evaluate(job, dataset, output_dir):

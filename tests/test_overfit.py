@@ -39,11 +39,7 @@ def overfit_dataset(coco_kp_mini, tmp_path_factory):
     name = "test_overfit_coco4"
     if name not in DatasetCatalog.list():
         json_file = _subset(coco_kp_mini, tmp_path_factory.mktemp("overfit"))
-        spec = COCO_PERSON
-        register_keypoint_dataset(
-            name, str(json_file), str(coco_kp_mini / "train2017"), spec.names, spec.flip_pairs,
-            spec.skeleton, spec.oks_sigmas,
-        )
+        register_keypoint_dataset(name, str(json_file), str(coco_kp_mini / "train2017"), COCO_PERSON)
     return name
 
 

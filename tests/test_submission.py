@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import inspose  # noqa: F401  (compat shim before detectron2)
-from inspose.data import register_keypoint_dataset
+from inspose.data import KeypointSpec, register_keypoint_dataset
 from inspose.data.synthetic import GeneratorSettings, generate_dataset
 from inspose.evaluation.results import keypoints_to_results
 from inspose.submission import SubmissionError, results_file_name, validate_submission, write_submission
@@ -172,9 +172,9 @@ def _argv(tmp_path, image_info, image_root, weights, *opts):
 def _register_training_spec(num_keypoints):
     """A training dataset (never loaded) whose metadata has ``num_keypoints`` keypoints."""
     name = f"submission_test_train_k{num_keypoints}"
-    names = [f"point_{i}" for i in range(num_keypoints)]
-    sigmas = [0.05] * num_keypoints
-    register_keypoint_dataset(name, "/nonexistent.json", "/nonexistent", names, [(0, 1)], [(0, 1)], sigmas)
+    names = tuple(f"point_{i}" for i in range(num_keypoints))
+    spec = KeypointSpec(names, ((0, 1),), ((0, 1),), (0.05,) * num_keypoints)
+    register_keypoint_dataset(name, "/nonexistent.json", "/nonexistent", spec)
     return name
 
 

@@ -214,10 +214,7 @@ def tiny_dataset(tmp_path_factory):
     settings = GeneratorSettings(image_size=(64, 96), max_persons=2)
     summary = generate_dataset(str(folder), 0, 2, seed=5, settings=settings, workers=1)
     name = f"tta_synthetic_val_{uuid.uuid4().hex[:8]}"
-    spec = COCO_PERSON
-    register_keypoint_dataset(
-        name, summary["val_json"], str(folder / "val"), spec.names, spec.flip_pairs, spec.skeleton, spec.oks_sigmas
-    )
+    register_keypoint_dataset(name, summary["val_json"], str(folder / "val"), COCO_PERSON)
     return name
 
 

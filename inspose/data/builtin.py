@@ -44,13 +44,7 @@ def register_all(root: str) -> None:
     for name, (image_root, json_file) in SYNTHETIC_SPLITS.items():
         if name not in registered:
             register_keypoint_dataset(
-                name,
-                os.path.join(root, json_file),
-                os.path.join(root, image_root),
-                COCO_PERSON.names,
-                COCO_PERSON.flip_pairs,
-                COCO_PERSON.skeleton,
-                COCO_PERSON.oks_sigmas,
+                name, os.path.join(root, json_file), os.path.join(root, image_root), COCO_PERSON
             )
 
 

@@ -58,6 +58,16 @@ class KeypointSpec:
                 if not (0 <= a < k and 0 <= b < k):
                     raise ValueError(f"{label} ({a}, {b}) is outside 0..{k - 1}")
 
+    @classmethod
+    def from_parts(cls, names, flip_pairs, skeleton, oks_sigmas) -> "KeypointSpec":
+        """A spec from any sequences (lists from JSON, say), stored as tuples of ints / floats."""
+        return cls(
+            tuple(names),
+            tuple((int(a), int(b)) for a, b in flip_pairs),
+            tuple((int(a), int(b)) for a, b in skeleton),
+            tuple(float(s) for s in oks_sigmas),
+        )
+
     @property
     def num_keypoints(self) -> int:
         return len(self.names)

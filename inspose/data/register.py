@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import os
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
@@ -85,26 +85,26 @@ def register_keypoint_dataset(
     name: str,
     json_file: str,
     image_root: str,
-    keypoint_names: Sequence[str],
-    flip_pairs: Sequence[Tuple[int, int]],
-    skeleton: Sequence[Tuple[int, int]],
-    oks_sigmas: Sequence[float],
+    spec: Union[KeypointSpec, Sequence[str], None] = None,
+    flip_pairs: Optional[Sequence[Tuple[int, int]]] = None,
+    skeleton: Optional[Sequence[Tuple[int, int]]] = None,
+    oks_sigmas: Optional[Sequence[float]] = None,
+    *,
+    keypoint_names: Optional[Sequence[str]] = None,
 ) -> None:
     """Register a COCO-format keypoint dataset under ``name``.
 
+        register_keypoint_dataset(name, json_file, image_root, spec)
+        register_keypoint_dataset(name, json_file, image_root, names, flip_pairs, skeleton, sigmas)
+
     Args:
         json_file, image_root: the annotation file and the folder its ``file_name``s are relative to.
-        keypoint_names: the K names in the file's order.
-        flip_pairs: 0-based index pairs swapped by a horizontal flip.
-        skeleton: 0-based index pairs joined when drawing.
-        oks_sigmas: the K OKS sigmas evaluation uses.
+        spec: the dataset's ``KeypointSpec``. The older form gives its four parts instead (by
+            position, or as ``keypoint_names=``, ``flip_pairs=``, ``skeleton=``, ``oks_sigmas=``):
+            the K names in the file's order, 0-based index pairs swapped by a horizontal flip,
+            0-based index pairs joined when drawing, and the K OKS sigmas evaluation uses.
     """
-    spec = KeypointSpec(
-        tuple(keypoint_names),
-        tuple(tuple(p) for p in flip_pairs),
-        tuple(tuple(p) for p in skeleton),
-        tuple(float(s) for s in oks_sigmas),
-    )
+    spec = _spec_of(spec, keypoint_names, flip_pairs, skeleton, oks_sigmas)
     k = spec.num_keypoints
     DatasetCatalog.register(name, lambda: _load_validated(name, json_file, image_root, k))
     MetadataCatalog.get(name).set(
@@ -113,6 +113,24 @@ def register_keypoint_dataset(
         source_json_file=json_file,
         **spec.to_metadata(),
     )
+
+
+def _spec_of(spec, keypoint_names, flip_pairs, skeleton, oks_sigmas) -> KeypointSpec:
+    """The ``KeypointSpec`` of either calling form of ``register_keypoint_dataset``."""
+    parts = (flip_pairs, skeleton, oks_sigmas)
+    if isinstance(spec, KeypointSpec):
+        if keypoint_names is not None or any(p is not None for p in parts):
+            raise TypeError("register_keypoint_dataset: give a KeypointSpec or its parts, not both")
+        return spec
+    if spec is not None and keypoint_names is not None:
+        raise TypeError("register_keypoint_dataset: keypoint names given twice")
+    names = keypoint_names if keypoint_names is not None else spec
+    if names is None or any(p is None for p in parts):
+        raise TypeError(
+            "register_keypoint_dataset needs a KeypointSpec, or keypoint_names, flip_pairs, "
+            "skeleton and oks_sigmas"
+        )
+    return KeypointSpec.from_parts(names, flip_pairs, skeleton, oks_sigmas)
 
 
 def evaluation_json_file(name: str) -> str:
