@@ -3,7 +3,6 @@
 Every error is a ``ConfigError`` naming where the bad key or value is and, for a typo, the keys the
 user probably meant.
 """
-import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,7 @@ from inspose.config import ConfigError, get_inspose_cfg, load_config
 
 from .conftest import REPO_ROOT
 from .model_utils import TINY_CONFIG, tiny_cfg
+from .tool_utils import load_tool
 
 TINY = str(REPO_ROOT / TINY_CONFIG)
 
@@ -80,18 +80,10 @@ def test_missing_config_file(tmp_path):
         load_config(str(path))
 
 
-def _train_net():
-    """``tools/train_net.py`` as a module (``tools`` is not a package)."""
-    spec = importlib.util.spec_from_file_location("train_net", REPO_ROOT / "tools" / "train_net.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_train_net_reports_the_typo(tmp_path):
     argv = ["--config-file", TINY, "MODEL.INSPOSE.KPNET_DEPHT", "2", "OUTPUT_DIR", str(tmp_path)]
     with pytest.raises(ConfigError, match="MODEL.INSPOSE.KPNET_DEPHT does not exist"):
-        _train_net().cli(argv)
+        load_tool("train_net").cli(argv)
 
 
 INVALID_VALUES = {

@@ -1,5 +1,6 @@
-"""Tests of tools/sweep.py (``inspose.sweep``): grids, run names, validation, tables, the runner
-with fake train / eval scripts, and one real tiny sweep on a tiny synthetic dataset."""
+"""Tests of tools/sweep.py and tools/evaluate_run.py (``inspose.sweep``): grids, run names,
+validation, tables, the runner with fake train / eval scripts, and one real tiny sweep on a tiny
+synthetic dataset."""
 import csv
 import json
 import math
@@ -15,8 +16,13 @@ import inspose  # noqa: F401  (compat shim before detectron2)
 from inspose.data.synthetic import GeneratorSettings, generate_dataset
 from inspose.evaluation.keypoint_evaluator import KEYPOINT_METRICS
 from inspose.sweep import (
+    FAILED,
     FINAL_METRICS_FILE,
+    FINISHED,
+    NOT_RUN,
+    SKIPPED,
     GridError,
+    MetricsFileError,
     SweepPlan,
     collect_rows,
     grid_combinations,
@@ -25,22 +31,26 @@ from inspose.sweep import (
     parse_grid_arg,
     read_final_metrics,
     run_all,
+    run_sweep,
+    training_only_opts,
+    validate_sweep,
     write_final_metrics,
     write_tables,
 )
-from inspose.sweep.cli import main as sweep_main
-from inspose.sweep.cli import run_sweep
-from inspose.sweep.metrics_file import MetricsFileError
-from inspose.sweep.naming import sanitize_value, short_key_names
-from inspose.sweep.runner import FAILED, FINISHED, NOT_RUN, SKIPPED, training_only_opts
-from inspose.sweep.schedule import device_ids
-from inspose.sweep.validate import validate_sweep
+from inspose.sweep.plan import sanitize_value, short_key_names
+from inspose.sweep.run import device_ids
 
 from .conftest import REPO_ROOT
 from .model_utils import TINY_CONFIG, tiny_cfg
+from .tool_utils import load_tool
 
 TINY = str(REPO_ROOT / TINY_CONFIG)
 SYNTHETIC_CONFIG = str(REPO_ROOT / "configs/synthetic/InsPose_R_18_synthetic_demo.yaml")
+
+
+def sweep_main(argv):
+    """``tools/sweep.py``'s main: its exit code."""
+    return load_tool("sweep").main(argv)
 
 
 def runs_of(*grid_args):

@@ -7,13 +7,62 @@
         --grid "INPUT.MIN_SIZE_TRAIN=[(640,),(800,)]" --output-root DIR --num-gpus 8 SOLVER.MAX_ITER 90000
 
 Writes DIR/<run>/ (train_net's output, final_metrics.json, log.txt), DIR/results.md and
-DIR/results.csv. Running the same command again skips the finished runs. ``--dry-run`` lists the
-runs and their commands. Trailing ``KEY VALUE`` pairs override the config of every run.
+DIR/results.csv. Running the same command again skips the finished runs (an interrupted one
+resumes). ``--dry-run`` lists the runs and their commands. Trailing ``KEY VALUE`` pairs override the
+config of every run. Exit code 0 when every run finished, 1 when one failed, 2 when the grid or the
+config is wrong (nothing runs then). The logic is ``inspose.sweep``.
 """
+import argparse
+import logging
+import os
+import subprocess
 import sys
 
 import inspose  # noqa: F401  (first: compat shim, then detectron2 registrations)
-from inspose.sweep.cli import main
+from inspose.config import ConfigError
+from inspose.sweep.plan import GridError, plan_sweep
+from inspose.sweep.run import run_sweep, sweep_logging
+
+logger = logging.getLogger("inspose.sweep")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config-file", required=True, metavar="FILE")
+    parser.add_argument(
+        "--grid", action="append", required=True, metavar="KEY=VALUES",
+        help="a config key and its values: KEY=v1,v2 or KEY=[v1,v2] (Python list); repeat for a product",
+    )  # fmt: skip
+    parser.add_argument("--output-root", required=True, metavar="DIR")
+    parser.add_argument("--num-gpus", type=int, default=1, help="runs at a time, one GPU each (default 1)")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list the runs and their commands, run nothing"
+    )
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides for every run")
+    return parser.parse_args(argv)
+
+
+def print_dry_run(plan, runs) -> None:
+    for run in runs:
+        print(f"{run.name}\n  train: {subprocess.list2cmdline(plan.train_argv(run))}")
+        print(f"  eval:  {subprocess.list2cmdline(plan.eval_argv(run))}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    with sweep_logging("" if args.dry_run else os.path.abspath(args.output_root)):
+        try:
+            plan, runs = plan_sweep(args.config_file, args.grid, args.output_root, args.opts, args.num_gpus)
+        except (GridError, ConfigError) as error:
+            logger.error("%s", error)
+            return 2
+        if args.dry_run:
+            print_dry_run(plan, runs)
+            return 0
+        return run_sweep(plan, runs, args.num_gpus)
+
 
 if __name__ == "__main__":
     sys.exit(main())

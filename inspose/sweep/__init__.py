@@ -1,33 +1,62 @@
 """Config sweeps: train and evaluate every combination of config grids (``tools/sweep.py``).
 
-``grid`` reads ``--grid`` arguments, ``naming`` names the run folders, ``validate`` checks the
-sweep against the config up front, ``runner`` trains and evaluates one run in subprocesses,
-``schedule`` runs them one after another or one per GPU, ``tables`` writes ``results.md`` /
-``results.csv``, ``cli`` ties them together. ``evaluate_run`` is the evaluation subprocess
-(``python -m inspose.sweep.evaluate_run``), not imported here.
+``plan`` reads the ``--grid`` arguments, names the run folders, checks the sweep against the config
+up front and gives each run's commands; ``run`` trains and evaluates the runs in subprocesses, one
+after another or one per GPU (``evaluate_run`` is the evaluation step, ``tools/evaluate_run.py``);
+``results`` reads and writes ``final_metrics.json`` and the ``results.md`` / ``results.csv`` tables.
 """
-from .grid import GridAxis, GridError, grid_combinations, parse_grid, parse_grid_arg
-from .metrics_file import FINAL_METRICS_FILE, read_final_metrics, write_final_metrics
-from .naming import SweepRun, name_runs
-from .runner import RunOutcome, SweepPlan, run_one
-from .schedule import run_all
-from .tables import collect_rows, write_tables
+from .plan import (
+    GridAxis,
+    GridError,
+    SweepPlan,
+    SweepRun,
+    grid_combinations,
+    name_runs,
+    parse_grid,
+    parse_grid_arg,
+    plan_sweep,
+    training_only_opts,
+    validate_sweep,
+)
+from .results import (
+    FAILED,
+    FINAL_METRICS_FILE,
+    FINISHED,
+    NOT_RUN,
+    SKIPPED,
+    MetricsFileError,
+    collect_rows,
+    read_final_metrics,
+    write_final_metrics,
+    write_tables,
+)
+from .run import RunOutcome, evaluate_run, run_all, run_one, run_sweep
 
 __all__ = [
+    "FAILED",
     "FINAL_METRICS_FILE",
+    "FINISHED",
     "GridAxis",
     "GridError",
+    "MetricsFileError",
+    "NOT_RUN",
     "RunOutcome",
+    "SKIPPED",
     "SweepPlan",
     "SweepRun",
     "collect_rows",
+    "evaluate_run",
     "grid_combinations",
     "name_runs",
     "parse_grid",
     "parse_grid_arg",
+    "plan_sweep",
     "read_final_metrics",
     "run_all",
     "run_one",
+    "run_sweep",
+    "training_only_opts",
+    "validate_sweep",
     "write_final_metrics",
     "write_tables",
 ]
