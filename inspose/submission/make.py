@@ -1,45 +1,42 @@
-"""``tools/make_submission.py``: predict on COCO test-dev (or any image list) and write the
-results json + zip for the evaluation server.
-
-    python tools/make_submission.py --config-file configs/InsPose_R_50_36ep.yaml \
-        --output submissions/ [--name NAME] [--num-gpus 8] MODEL.WEIGHTS output/model_final.pth
-    python tools/make_submission.py --config-file CFG --output DIR \
-        --image-info image_info.json --image-root images/ MODEL.WEIGHTS model.pth
+"""Making a COCO keypoint submission (``tools/make_submission.py``): predict on COCO test-dev or
+any image list, validate the results, write the json + zip for the evaluation server.
 
 Default images: ``keypoints_coco_2017_test-dev`` ($DETECTRON2_DATASETS/coco/annotations/
-image_info_test-dev2017.json and coco/test2017/). ``--image-info/--image-root`` register another
-image list (a json with an ``images`` list) under a fresh name. NAME defaults to the config file's
-stem. The results are validated before anything is written; a missing or corrupt image stops the
-run with its path (exit code 1) and writes nothing.
+image_info_test-dev2017.json and coco/test2017/). An image-info file (a json with an ``images``
+list) and its image folder are registered under a fresh name instead. The results are validated
+before anything is written; a missing or corrupt image stops the run with its path and writes
+nothing. ``KeypointResultsCollector`` gathers the results records during inference.
 """
-import argparse
 import hashlib
+import itertools
 import logging
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
-import inspose  # noqa: F401  (first: compat shim, registrations)
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.evaluation import inference_on_dataset
+from detectron2.evaluation import DatasetEvaluator, inference_on_dataset
 from detectron2.utils import comm
-from detectron2.utils.logger import setup_logger
 
-from ..checkpoint import InsPoseCheckpointer
-from ..config import ConfigError, load_config
+from ..config import ConfigError
 from ..data import COCO_PERSON, ImageReadError, KeypointCountError, register_image_list, spec_from_metadata
 from ..data.builtin import COCO_TEST_DEV
 from ..data.checks import check_datasets_match_config
-from ..engine import Trainer
+from ..engine import Trainer, build_model_with_weights, setup_cfg, setup_loggers
 from ..engine.launch import launch
-from ..engine.setup import resolve_device
-from .collector import KeypointResultsCollector
-from .validate import SubmissionError, validate_submission
-from .writer import write_submission
+from ..evaluation.results import instances_to_keypoint_results
+from .files import SubmissionError, validate_submission, write_submission
 
-__all__ = ["SubmissionSummary", "make_submission", "main", "parse_args"]
+__all__ = [
+    "EXPECTED_ERRORS",
+    "KeypointResultsCollector",
+    "SubmissionSummary",
+    "make_submission",
+    "predict",
+    "run_submission",
+    "submission_dataset",
+]
 
 logger = logging.getLogger("inspose.submission")
 EXPECTED_ERRORS = (SubmissionError, ImageReadError, KeypointCountError, ConfigError, FileNotFoundError)
@@ -54,22 +51,37 @@ class SubmissionSummary:
     images_without_detections: int
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--config-file", required=True, metavar="FILE")
-    parser.add_argument("--output", required=True, metavar="DIR", help="folder of the json and zip")
-    parser.add_argument("--name", help="algorithm name in the file name (default: the config's stem)")
-    parser.add_argument("--image-info", metavar="JSON", help="image list to predict on instead of test-dev")
-    parser.add_argument("--image-root", metavar="DIR", help="folder the image list's file_names are in")
-    parser.add_argument("--num-gpus", type=int, default=1, help="processes, one per GPU")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
-    args = parser.parse_args(argv)
-    if (args.image_info is None) != (args.image_root is None):
-        parser.error("--image-info and --image-root go together")
-    args.name = args.name or Path(args.config_file).stem
-    return args
+class KeypointResultsCollector(DatasetEvaluator):
+    """Collects COCO keypoint results; ``evaluate()`` returns ``{"results", "image_ids"}``.
+
+    ``results`` is the list of records of every process and ``image_ids`` the ids of every image
+    that was predicted on, on the main process; other processes get ``{}``.
+    """
+
+    def __init__(self, category_id: int = 1):
+        self.category_id = category_id
+        self.reset()
+
+    def reset(self) -> None:
+        self._results: List[dict] = []
+        self._image_ids: List[int] = []
+
+    def process(self, inputs, outputs) -> None:
+        for item, output in zip(inputs, outputs):
+            self._image_ids.append(item["image_id"])
+            instances = output["instances"].to("cpu")
+            self._results.extend(instances_to_keypoint_results(instances, item["image_id"], self.category_id))
+
+    def evaluate(self) -> Dict[str, list]:
+        if comm.get_world_size() > 1:
+            comm.synchronize()
+            results = list(itertools.chain(*comm.gather(self._results, dst=0)))
+            image_ids = list(itertools.chain(*comm.gather(self._image_ids, dst=0)))
+        else:
+            results, image_ids = self._results, self._image_ids
+        if not comm.is_main_process():
+            return {}
+        return {"results": results, "image_ids": image_ids}
 
 
 def _keypoint_spec(cfg):
@@ -101,9 +113,7 @@ def _load_model(cfg):
         raise SubmissionError("MODEL.WEIGHTS is empty: a submission needs trained weights")
     if "://" not in weights and not os.path.isfile(weights):
         raise SubmissionError(f"MODEL.WEIGHTS {weights} does not exist")
-    model = Trainer.build_model(cfg)
-    InsPoseCheckpointer(model, cfg=cfg).resume_or_load(weights, resume=False)
-    return model
+    return build_model_with_weights(cfg)
 
 
 def predict(cfg, dataset_name: str) -> Tuple[List[dict], List[int]]:
@@ -121,12 +131,14 @@ def _check_every_image_predicted(listed: List[int], predicted: List[int]) -> Non
 
 
 def make_submission(args) -> Optional[SubmissionSummary]:
-    """Predict, validate, write (on the main process, which returns the summary)."""
-    cfg = load_config(args.config_file, args.opts)
-    resolve_device(cfg)
-    cfg.freeze()
-    for name in ("detectron2", "fvcore", "inspose"):
-        setup_logger(distributed_rank=comm.get_rank(), name=name)
+    """Predict, validate, write (on the main process, which returns the summary).
+
+    Args:
+        args: the tool's arguments: ``config_file``, ``opts`` (KEY VALUE overrides), ``output``
+            (folder), ``name``, and ``image_info`` / ``image_root`` (None for COCO test-dev).
+    """
+    cfg = setup_cfg(args, default_setup_fn=None)
+    setup_loggers()
     dataset = submission_dataset(cfg, args.image_info, args.image_root)
     check_datasets_match_config(cfg, [dataset])
     listed = [record["image_id"] for record in DatasetCatalog.get(dataset)]
@@ -147,9 +159,9 @@ def make_submission(args) -> Optional[SubmissionSummary]:
     return summary
 
 
-def main(argv=None) -> int:
-    """0 when the submission was written; 1 with an error message on a known failure."""
-    args = parse_args(argv)
+def run_submission(args) -> int:
+    """``make_submission`` in ``args.num_gpus`` processes; 0 when the submission was written, 1
+    with an error message on stderr for a known failure."""
     try:
         if args.num_gpus > 1:
             launch(make_submission, args.num_gpus, dist_url="auto", args=(args,))

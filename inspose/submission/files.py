@@ -1,15 +1,22 @@
-"""Checking COCO keypoint results before they are written for the evaluation server.
+"""What a COCO keypoint submission holds and how it is written.
 
 A record must be exactly ``{"image_id": int, "category_id": int, "keypoints": [3K finite numbers],
 "score": finite number}``: no ``bbox`` (pycocotools' ``loadRes`` would then treat the file as box
 results and take the person area from the box), no ``segmentation``, nothing missing, no NaN, and
-an ``image_id`` from the image list. The first bad record is named by its index and content.
+an ``image_id`` from the image list; ``validate_submission`` names the first bad record by its
+index and content. ``write_submission`` writes ``person_keypoints_test-dev2017_<NAME>_results.json``
+and a ``.zip`` holding that file at its root, both atomically (no partial file on failure).
 """
 import json
 import math
-from typing import Iterable, Optional, Sequence
+import os
+import re
+import zipfile
+from typing import Iterable, List, Optional, Sequence, Tuple
 
-__all__ = ["SubmissionError", "validate_submission", "RESULT_FIELDS"]
+from ..io_utils import write_atomically, write_bytes_atomically
+
+__all__ = ["RESULT_FIELDS", "SubmissionError", "results_file_name", "validate_submission", "write_submission"]
 
 RESULT_FIELDS = ("image_id", "category_id", "keypoints", "score")
 SHOWN_CHARACTERS = 300
@@ -84,3 +91,48 @@ def validate_submission(results: Sequence[dict], image_ids: Iterable[int], num_k
         problem = _record_problem(record, known, num_keypoints)
         if problem is not None:
             raise SubmissionError(f"result {index} {problem}: {_show(record)}")
+
+
+# --------------------------------------------------------------------------- writing
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def results_file_name(name: str) -> str:
+    """``"InsPose_R_50_36ep"`` -> ``"person_keypoints_test-dev2017_InsPose_R_50_36ep_results.json"``.
+
+    Characters other than letters, digits and ``. _ -`` in ``name`` become ``-``.
+    """
+    safe = _UNSAFE.sub("-", name).strip("-.")
+    if not safe:
+        raise ValueError(f"submission name {name!r} has no usable character")
+    return f"person_keypoints_test-dev2017_{safe}_results.json"
+
+
+def _zip_holding(name: str, data: bytes):
+    """A writer for ``write_atomically``: a zip archive holding ``data`` as ``name`` at its root."""
+
+    def write(f) -> None:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(name, data)
+
+    return write
+
+
+def write_submission(results: List[dict], output_dir: str, name: str) -> Tuple[str, str]:
+    """Write the results json and its zip under ``output_dir``; return (json path, zip path).
+
+    Each file is written atomically; the json is serialised first (a NaN raises before anything
+    is written), and a failure writing the json removes the zip written just before it.
+    """
+    data = json.dumps(results, separators=(",", ":"), allow_nan=False).encode()
+    os.makedirs(output_dir, exist_ok=True)
+    json_path = os.path.join(output_dir, results_file_name(name))
+    zip_path = os.path.splitext(json_path)[0] + ".zip"
+    write_atomically(zip_path, _zip_holding(os.path.basename(json_path), data))
+    try:
+        write_bytes_atomically(json_path, data)
+    except BaseException:
+        os.remove(zip_path)
+        raise
+    return json_path, zip_path
