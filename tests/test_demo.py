@@ -1,6 +1,7 @@
-"""Pose drawing (colours by body side, hidden keypoints, broken metadata) and tools/demo.py."""
-import importlib.util
+"""Pose drawing (colours by body side, hidden keypoints, broken metadata) and tools/demo.py
+(``inspose.demo``)."""
 import json
+import sys
 import uuid
 
 import cv2
@@ -9,10 +10,12 @@ import pytest
 from detectron2.data import MetadataCatalog
 
 from inspose.data import COCO_PERSON, KeypointSpec
+from inspose.demo import expand_inputs
 from inspose.visualization import PoseStyle, draw_poses
 
 from .conftest import REPO_ROOT
 from .model_utils import TINY_CONFIG
+from .tool_utils import load_tool
 
 NOSE, LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP = 0, 5, 6, 11
 CROWDPOSE = KeypointSpec(
@@ -119,10 +122,7 @@ def test_broken_skeleton_metadata_does_not_crash_drawing():
 
 @pytest.fixture(scope="module")
 def demo():
-    spec = importlib.util.spec_from_file_location("demo", REPO_ROOT / "tools" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("demo")
 
 
 FAST = [
@@ -139,18 +139,18 @@ def _picture(seed, height=60, width=80):
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
-def test_inputs_expand_folders_globs_and_files(demo, tmp_path):
+def test_inputs_expand_folders_globs_and_files(tmp_path):
     for name in ("b.jpg", "a.png", "c.JPEG", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "sub").mkdir()
     folder = [str(tmp_path / n) for n in ("a.png", "b.jpg", "c.JPEG")]
-    assert demo.expand_inputs([str(tmp_path)]) == folder
-    assert demo.expand_inputs([str(tmp_path / "*.jpg"), str(tmp_path / "b.jpg")]) == folder[1:2]
-    assert demo.expand_inputs([str(tmp_path / "notes.txt")]) == [str(tmp_path / "notes.txt")]
+    assert expand_inputs([str(tmp_path)]) == folder
+    assert expand_inputs([str(tmp_path / "*.jpg"), str(tmp_path / "b.jpg")]) == folder[1:2]
+    assert expand_inputs([str(tmp_path / "notes.txt")]) == [str(tmp_path / "notes.txt")]
     with pytest.raises(SystemExit, match="no such file"):
-        demo.expand_inputs([str(tmp_path / "missing.jpg")])
+        expand_inputs([str(tmp_path / "missing.jpg")])
     with pytest.raises(SystemExit, match="no pictures"):
-        demo.expand_inputs([str(tmp_path / "sub")])
+        expand_inputs([str(tmp_path / "sub")])
 
 
 def test_demo_writes_pictures_and_coco_results(demo, tmp_path):
@@ -200,7 +200,7 @@ def test_demo_annotates_a_video(demo, tmp_path):
 def test_webcam_without_a_display_fails_clearly(demo, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    monkeypatch.setattr(demo.sys, "platform", "linux")
+    monkeypatch.setattr(sys, "platform", "linux")
     with pytest.raises(SystemExit, match="no display"):
         _run(demo, "--webcam")
 
