@@ -164,12 +164,13 @@ def hrnet_weights():
 
 
 def test_official_hrnet_loads_into_backbone_bottom_up(tmp_path, hrnet_weights):
+    """Through the public ``load``: what it loaded is read back from the model and from the log."""
     assert detect_format(hrnet_weights) == HRNET
     path = tmp_path / "hrnetv2_w32_imagenet_pretrained.pth"
     torch.save(hrnet_weights, path)
     model = TinyDetector(build_inspose_hrnet_fpn_backbone(hrnet_cfg(), ShapeSpec(channels=3)))
     checkpointer, log = recorded_checkpointer(model, cfg=hrnet_cfg())
-    incompatible = checkpointer._load_model(checkpointer._load_file(str(path)))
+    checkpointer.load(str(path))
 
     state = model.state_dict()
     for key in (
@@ -180,10 +181,18 @@ def test_official_hrnet_loads_into_backbone_bottom_up(tmp_path, hrnet_weights):
         "layer1.0.downsample.1.weight",
     ):
         assert torch.equal(state["backbone.bottom_up." + key], hrnet_weights[key]), key
-    trunk_keys = {k for k in state if k.startswith("backbone.bottom_up.")}
-    assert not trunk_keys & set(incompatible.missing_keys)
-    assert not incompatible.unexpected_keys and not incompatible.incorrect_shapes
+    # No trunk key is missing (or skipped for its shape): every one holds the checkpoint's values.
+    trunk_keys = [k for k in state if k.startswith("backbone.bottom_up.")]
+    assert trunk_keys
+    for key in trunk_keys:
+        source = key[len("backbone.bottom_up."):]
+        assert source in hrnet_weights and torch.equal(state[key], hrnet_weights[source]), key
     warnings = log.text(logging.WARNING)
+    missing = [r.getMessage() for r in log.records if "not found in the checkpoint" in r.getMessage()]
+    assert len(missing) == 1 and "head" in missing[0] and "backbone.fpn_lateral" in missing[0]
+    assert "bottom_up" not in missing[0]  # only the FPN and the head miss
+    assert "not used by the model" not in warnings  # no unexpected keys
+    assert "incompatible shapes" not in warnings  # no incorrect shapes
     assert "classifier.{bias, weight}" in warnings and "incre_modules.0.0.conv1.weight" in warnings
     assert "final_layer.0.weight" in warnings and "downsamp_modules.0.0.weight" in warnings
     assert "INPUT.FORMAT RGB" in warnings and "STRIDE_IN_1X1" not in warnings
