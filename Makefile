@@ -1,8 +1,9 @@
 # InsPose: `make demo` and `make test` do all the set-up on a fresh machine.
 #
-#   make setup   create .venv (Python 3.11) with torch, torchvision, detectron2 and the rest
-#   make test    setup, then the test suite (CPU)
-#   make demo    setup, then train and evaluate on the synthetic dataset on the CPU
+#   make setup      create .venv (Python 3.11) with torch, torchvision, detectron2 and the rest
+#   make test       setup, then the whole test suite (CPU)
+#   make test-fast  setup, then the suite without the tests marked slow (under 2 minutes on 2 cores)
+#   make demo       setup, then train and evaluate on the synthetic dataset on the CPU
 #
 # DETECTRON2_SOURCE=<pip requirement or path to an upstream clone> installs upstream detectron2
 # (with its compiled ops, as GPU users want) instead of the registry's v0.6 Python files.
@@ -17,7 +18,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 PIP_PINS := "setuptools<81" wheel "numpy>=1.24" opencv-python pycocotools fvcore pytest tqdm tensorboard
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo clean-venv
+.PHONY: setup test test-fast demo clean-venv
 
 setup: $(STAMP)
 
@@ -39,8 +40,11 @@ $(STAMP): setup.py tools/install_detectron2.sh
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
+
 demo: setup
-	$(PY) tools/run_demo.py
+	$(PY) tools/quickstart.py
 
 clean-venv:
 	rm -rf $(VENV)

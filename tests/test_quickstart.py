@@ -1,4 +1,5 @@
-"""`make demo` (tools/run_demo.py): the schedule fitted to a budget, and one tiny end-to-end run."""
+"""`make demo` (tools/quickstart.py, ``inspose.quickstart``): the schedule fitted to a budget, and
+one tiny end-to-end run."""
 import json
 import os
 import re
@@ -8,7 +9,7 @@ import sys
 import pytest
 
 from inspose.config import load_config
-from inspose.demo_run import fit_schedule
+from inspose.quickstart import fit_schedule
 
 from .conftest import REPO_ROOT
 
@@ -27,11 +28,11 @@ def test_fit_schedule_scales_steps_and_warm_up_with_the_iterations():
     assert tiny.SOLVER.WARMUP_ITERS >= 1 and min(tiny.SOLVER.STEPS) >= 1
 
 
-def test_run_demo_generates_trains_evaluates_and_draws(tmp_path):
+def test_quickstart_generates_trains_evaluates_and_draws(tmp_path):
     """The whole `make demo` job at toy size: 12 + 6 images, the minimum of 20 iterations."""
     env = dict(os.environ, DETECTRON2_DATASETS=str(tmp_path / "datasets"), OMP_NUM_THREADS="2")
     out = tmp_path / "out"
-    command = [sys.executable, "tools/run_demo.py", "--budget-minutes", "0.01", "--num-train", "12",
+    command = [sys.executable, "tools/quickstart.py", "--budget-minutes", "0.01", "--num-train", "12",
                "--num-val", "6", "--num-examples", "2", "OUTPUT_DIR", str(out), "SOLVER.IMS_PER_BATCH", 2,
                "INPUT.MIN_SIZE_TRAIN", "(112, 128)", "INPUT.MAX_SIZE_TRAIN", 192,
                "INPUT.MIN_SIZE_TEST", 128, "INPUT.MAX_SIZE_TEST", 192]  # fmt: skip
