@@ -9,7 +9,13 @@ import numpy as np
 from detectron2.data import detection_utils as utils
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "expand_inputs", "image_id_of", "is_picture", "picture_outputs", "read_picture", "video_output"
+    "IMAGE_EXTENSIONS",
+    "expand_inputs",
+    "image_id_of",
+    "is_picture",
+    "picture_outputs",
+    "read_picture",
+    "video_output",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")

@@ -312,7 +312,11 @@ def training_only_opts(cfg, grid_keys: Sequence[str]) -> List[str]:
 
 
 def plan_sweep(
-    config_file: str, grid_args: Sequence[str], output_root: str, extra_opts: Sequence[str] = (), num_gpus: int = 1
+    config_file: str,
+    grid_args: Sequence[str],
+    output_root: str,
+    extra_opts: Sequence[str] = (),
+    num_gpus: int = 1,
 ) -> Tuple[SweepPlan, List[SweepRun]]:
     """(plan, runs) of a sweep's command line, validated.
 
