@@ -117,10 +117,10 @@ def test_keypoint_cells_and_decode_are_inverse():
     cells, labelled = codec.keypoint_cells(kps, (10, 20))
     assert cells.tolist() == [[0 * 20 + 1, 4 * 20 + 12, 0]]
     assert labelled.tolist() == [[True, True, False]]
-    centres = codec.decode(cells, 20)
+    centres = codec.decode_cells(cells, 20)
     assert centres[0, :2].tolist() == [[12.0, 4.0], [100.0, 36.0]]
     exact = (kps[..., :2] / 8 - torch.stack([cells % 20, cells // 20], -1)).float()
-    assert torch.allclose(codec.decode(cells, 20, exact)[0, :2], kps[0, :2, :2])
+    assert torch.allclose(codec.decode_cells(cells, 20, exact)[0, :2], kps[0, :2, :2])
 
 
 def test_disk_offsets_point_to_the_nearest_keypoint():

@@ -1,5 +1,8 @@
 """Round trip of the codec on real annotations: encode, ideal maps, decode, pycocotools OKS AP.
 
+``InsPoseCodec.encode`` gives the trained KP-Nets' target cells and the disk offsets; the ideal
+network predicts exactly those, and ``InsPoseCodec.decode`` turns them back into keypoints.
+
 Also: every person with a labelled keypoint gets a positive location.
 """
 import contextlib
@@ -17,7 +20,7 @@ from inspose.data import COCO_PERSON, KeypointSpec, register_keypoint_dataset, v
 from inspose.evaluation.results import keypoints_to_results
 from inspose.modeling.codec import InsPoseCodec
 from detectron2.data import DatasetCatalog
-from detectron2.structures import BoxMode
+from detectron2.structures import Boxes, BoxMode, Instances, Keypoints
 
 CROWDPOSE = KeypointSpec(
     names=(
@@ -61,34 +64,59 @@ def _codec(num_keypoints, stride=8):
 
 
 def _persons(record):
-    """(P, K, 3) keypoints of the non-crowd annotations with a labelled keypoint."""
-    kps = [
-        a["keypoints"]
+    """The non-crowd annotations with a labelled keypoint: (P, K, 3) keypoints, (P, 4) xyxy boxes."""
+    annotations = [
+        a
         for a in record["annotations"]
         if not a.get("iscrowd", 0) and any(v > 0 for v in a["keypoints"][2::3])
     ]
-    return torch.tensor(np.array(kps, dtype=np.float32).reshape(len(kps), -1, 3))
+    kps = np.array([a["keypoints"] for a in annotations], dtype=np.float32)
+    boxes = [BoxMode.convert(a["bbox"], a["bbox_mode"], BoxMode.XYXY_ABS) for a in annotations]
+    return (
+        torch.tensor(kps.reshape(len(annotations), -1, 3)),
+        torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+    )
+
+
+def _padded_locations(codec, height, width):
+    """The codec's locations for an image of (height, width) padded to a multiple of 32."""
+    height, width = math.ceil(height / 32) * 32, math.ceil(width / 32) * 32
+    sizes = [(math.ceil(height / s), math.ceil(width / s)) for s in codec.fpn_strides]
+    return codec.locations(sizes, torch.device("cpu"))
 
 
 def _round_trip_results(records, codec, with_offsets):
+    """``codec.encode`` each image's persons, then ``codec.decode`` one trained KP-Net per person
+    from its target cells (the ideal keypoint maps) and the ideal offset map."""
     results = []
     for record in records:
-        keypoints = _persons(record)
+        keypoints, boxes = _persons(record)
         if keypoints.shape[0] == 0:
             continue
-        stride = codec.output_stride
-        map_size = (math.ceil(record["height"] / stride), math.ceil(record["width"] / stride))
-        cells, _ = codec.keypoint_cells(keypoints, map_size)
-        offsets = None
+        instances = Instances((record["height"], record["width"]))
+        instances.gt_keypoints = Keypoints(keypoints)
+        instances.gt_boxes = Boxes(boxes)
+        locs = _padded_locations(codec, record["height"], record["width"])
+        targets = codec.encode(locs, [instances], [None])
+        map_size = codec.output_map_size(locs.sizes[0])
+        offset_map = None
         if with_offsets:
-            image_index = torch.zeros(keypoints.shape[0], dtype=torch.long)
-            disk = codec.disk_offsets(keypoints, image_index, map_size)
-            dense = disk.dense(1, keypoints.shape[1], map_size)
-            offsets = codec.gather_offsets(dense, image_index, cells)
-        xy = codec.decode(cells, map_size[1], offsets)
-        decoded = torch.cat([xy, torch.ones_like(xy[..., :1])], dim=2).numpy()
+            offset_map = targets.disk_offsets.dense(1, keypoints.shape[1], map_size)
+        xy = codec.decode(targets.kp_cells, map_size, offset_map, targets.kp_image)
+        persons, first = _first_row_per_person(targets.kp_instance)
+        assert persons.tolist() == list(range(keypoints.shape[0])), "a person has no trained KP-Net"
+        decoded = torch.cat([xy[first], torch.ones_like(xy[first, :, :1])], dim=2).numpy()
         results += keypoints_to_results(decoded, np.ones(len(decoded)), record["image_id"])
     return results
+
+
+def _first_row_per_person(instance: torch.Tensor):
+    """The sorted distinct persons of (M,) ``instance`` and the first row of each."""
+    persons, inverse = torch.unique(instance, return_inverse=True)
+    rows = torch.arange(instance.numel())
+    first = torch.full((persons.numel(),), instance.numel(), dtype=torch.long)
+    first.scatter_reduce_(0, inverse, rows, reduce="amin")
+    return persons, first
 
 
 def _oks_ap(gt_json, results, sigmas):
@@ -122,7 +150,7 @@ def test_round_trip_coco_without_offsets_loses_to_the_stride(coco_records):
 
 def test_round_trip_crowdpose_14_keypoints(crowdpose_records):
     records, gt_json = crowdpose_records
-    assert _persons(records[0]).shape[1] == 14
+    assert _persons(records[0])[0].shape[1] == 14
     ap = _oks_ap(gt_json, _round_trip_results(records, _codec(14), True), CROWDPOSE.oks_sigmas)
     without = _oks_ap(gt_json, _round_trip_results(records, _codec(14), False), CROWDPOSE.oks_sigmas)
     print(f"crowdpose_mini round trip: with offsets {ap:.4f}, without {without:.4f}")
@@ -146,10 +174,7 @@ def test_every_labelled_person_gets_a_positive_location(coco_records, scale):
             [BoxMode.convert(a["bbox"], a["bbox_mode"], BoxMode.XYXY_ABS) for a in annotations],
             dtype=torch.float32,
         ) * scale
-        height = math.ceil(record["height"] * scale / 32) * 32
-        width = math.ceil(record["width"] * scale / 32) * 32
-        sizes = [(math.ceil(height / s), math.ceil(width / s)) for s in codec.fpn_strides]
-        locs = codec.locations(sizes, torch.device("cpu"))
+        locs = _padded_locations(codec, record["height"] * scale, record["width"] * scale)
         assignment = codec.assign(locs, keypoints, boxes)
         owners = set(assignment.owner[assignment.owner >= 0].tolist())
         for p in assignment.trains_keypoints.nonzero().squeeze(1).tolist():

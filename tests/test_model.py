@@ -124,8 +124,8 @@ def test_output_strides(stride):
         losses = model(batch)
     assert all(torch.isfinite(v) for v in losses.values())
     maps = model.predict_maps(model.preprocess_image(batch))
-    assert tuple(maps["kp_features"].shape[-2:]) == (128 // stride, 160 // stride)
-    assert tuple(maps["offsets"].shape[-2:]) == (128 // stride, 160 // stride)
+    assert tuple(maps.kp_features.shape[-2:]) == (128 // stride, 160 // stride)
+    assert tuple(maps.offsets.shape[-2:]) == (128 // stride, 160 // stride)
 
 
 def test_box_head_adds_a_loss_and_predicts_boxes():

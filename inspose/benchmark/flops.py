@@ -68,8 +68,8 @@ class _InsPoseMaps(nn.Module):
     def forward(self, image: torch.Tensor):
         features = self.model.backbone(image)
         levels = [features[f] for f in self.model.in_features]
-        outputs = self.model.head(levels)
-        maps = outputs["logits"] + outputs["params"] + outputs["boxes"]
+        logits, params, boxes = self.model.head(levels)
+        maps = logits + params + (boxes or [])
         maps.append(self.model.keypoint_branch(levels[0]))
         if self.model.offset_branch is not None:
             maps.append(self.model.offset_branch(levels[0]))

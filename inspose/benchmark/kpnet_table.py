@@ -12,52 +12,49 @@ replacement, so N may exceed the number of locations). Three paths are timed in 
 ``max_abs_diff`` compares the batched and loop logits; ``argmax_agreement`` is the fraction of
 (instance, keypoint) cells where the predictor's argmax equals the loop's.
 """
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from ..modeling.kpnet import kpnet_forward, kpnet_reference, relative_coordinate_axes
+from ..modeling.codec import LevelLocations
+from ..modeling.head_outputs import HeadOutputs
+from ..modeling.kpnet import kpnet_forward, kpnet_reference
 from ..modeling.level_maps import gather_locations
 from .timing import measure
 
 __all__ = ["head_maps", "kpnet_inputs", "kpnet_comparison"]
 
 
-def head_maps(model: nn.Module, image: torch.Tensor) -> Dict:
-    """``predict_maps`` of one image plus its FPN locations under the key "locs"."""
+def head_maps(model: nn.Module, image: torch.Tensor) -> Tuple[HeadOutputs, LevelLocations]:
+    """``predict_maps`` of one image and its FPN locations."""
     with torch.inference_mode():
         outputs = model.predict_maps(model.preprocess_image([{"image": image}]))
-        outputs["locs"] = model.codec.locations(outputs["level_sizes"], model.device)
-    return outputs
+        locs = model.codec.locations(outputs.level_sizes, model.device)
+    return outputs, locs
 
 
-def kpnet_inputs(model: nn.Module, maps: Dict, instances: int, seed: int = 0) -> Dict:
+def kpnet_inputs(model: nn.Module, maps, instances: int, seed: int = 0) -> Dict:
     """Features, parameters and relative coordinates of ``instances`` KP-Nets of one image.
 
     Args:
         maps: ``head_maps`` of the image.
     Returns a dict with features (1, C_kp, H, W), image_index (N,), params (N, C_f),
-    locations (N, 2), norms (N,), rel_x (N, W), rel_y (N, H).
+    rel_x (N, W), rel_y (N, H).
     """
-    locs, features = maps["locs"], maps["kp_features"]
+    outputs, locs = maps
+    features = outputs.kp_features
     with torch.inference_mode():
         generator = torch.Generator().manual_seed(seed)
         chosen = torch.randint(0, locs.points.shape[0], (instances,), generator=generator)
         chosen = chosen.to(features.device)
         image_index = torch.zeros_like(chosen)
-        params = gather_locations(maps["params"], image_index, chosen)
-        norms = features.new_tensor(model.predictor.rel_coord_norms)[locs.levels[chosen]]
-        locations = locs.points[chosen]
-        rel_x, rel_y = relative_coordinate_axes(
-            locations, norms, tuple(features.shape[-2:]), model.codec.output_stride
-        )
+        params = gather_locations(outputs.params, image_index, chosen)
+        rel_x, rel_y = model.codec.relative_coordinates(locs, chosen, outputs.map_size)
     return {
         "features": features,
         "image_index": image_index,
         "params": params,
-        "locations": locations,
-        "norms": norms,
         "rel_x": rel_x,
         "rel_y": rel_y,
     }
@@ -66,7 +63,7 @@ def kpnet_inputs(model: nn.Module, maps: Dict, instances: int, seed: int = 0) ->
 def _compare_one(model: nn.Module, x: Dict, runs: int, warmup: int, device) -> Dict:
     layout, predictor = model.predictor.layout, model.predictor
     args = (x["features"], x["image_index"], x["params"], layout, x["rel_x"], x["rel_y"])
-    predictor_args = (x["features"], x["params"], x["locations"], x["norms"])
+    predictor_args = (x["features"], x["params"], x["rel_x"], x["rel_y"])
     with torch.inference_mode():
         loop = kpnet_reference(*args)
         batched = kpnet_forward(*args)
@@ -100,7 +97,7 @@ def kpnet_comparison(
     for count in counts:
         rows.append(_compare_one(model, kpnet_inputs(model, maps, count), runs, warmup, device))
     return {
-        "map_size": list(maps["kp_features"].shape[-2:]),
+        "map_size": list(maps[0].map_size),
         "chunk_elements": model.predictor.chunk_elements,
         "keypoint_score": model.predictor.keypoint_score,
         "rows": rows,

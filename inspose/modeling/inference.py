@@ -12,15 +12,17 @@ is ranked by (NMS, AP) follows ``MODEL.INSPOSE.INSTANCE_SCORE``: by default the 
 times the mean keypoint confidence.
 """
 from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
+from detectron2.config import configurable
 from detectron2.structures import Boxes, Instances
 from torchvision.ops import nms
 
 from .codec import InsPoseCodec, LevelLocations
-from .kpnet import KPNetLayout, relative_coordinate_axes
-from .kpnet_decode import kpnet_logits_at, kpnet_peaks
+from .head_outputs import HeadOutputs
+from .kpnet import KPNetLayout
+from .kpnet_decode import kpnet_peak_mass, kpnet_peaks
 from .level_maps import flatten_levels, gather_locations
 
 __all__ = ["InsPosePredictor", "Candidates", "keypoint_boxes", "rescale_instances"]
@@ -70,43 +72,67 @@ def rescale_instances(instances: Instances, height: int, width: int) -> Instance
     return out
 
 
-_NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
-
-
-def _peak_mass(features, params, layout, rel_x, rel_y, cells, log_norm) -> torch.Tensor:
-    """(n, K) softmax mass of each keypoint map in the 3 x 3 cells around its argmax."""
-    height, width = features.shape[-2:]
-    if cells.numel() == 0:
-        return log_norm.clone()
-    offsets = torch.tensor(_NEIGHBOURS, device=cells.device)
-    rows = (cells // width)[..., None] + offsets[:, 0]
-    cols = (cells % width)[..., None] + offsets[:, 1]
-    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
-    logits = kpnet_logits_at(
-        features, params, layout, rel_x, rel_y, rows.clamp(0, height - 1), cols.clamp(0, width - 1)
-    )
-    mass = (torch.exp(logits - log_norm[..., None]) * inside).sum(dim=2)
-    return mass.clamp(max=1.0)
-
-
 class InsPosePredictor:
-    """Turns head outputs into detectron2 ``Instances`` with pred_keypoints (N, K, 3)."""
+    """Turns head outputs into detectron2 ``Instances`` with pred_keypoints (N, K, 3).
 
-    def __init__(self, cfg, codec: InsPoseCodec, layout: KPNetLayout):
-        c = cfg.MODEL.INSPOSE
+    It selects candidates, runs their KP-Nets and ranks them; ``InsPoseCodec.decode`` /
+    ``decode_boxes`` turn cells, offsets and box distances into coordinates.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        codec: InsPoseCodec,
+        layout: KPNetLayout,
+        score_thresh: float = 0.1,
+        pre_nms_topk: int = 500,
+        nms_thresh: float = 0.6,
+        max_detections: int = 100,
+        chunk_elements: int = 1 << 25,
+        keypoint_score: str = "peak_mass",
+        instance_score: str = "cls_x_keypoints",
+    ):
+        """
+        Args:
+            score_thresh, pre_nms_topk: candidate selection by classification score.
+            nms_thresh: IoU threshold of NMS; max_detections: detections kept per image.
+            chunk_elements: bound on one band's KP-Net activations (``kpnet_decode``).
+            keypoint_score: the third keypoint column, "peak_mass", "peak_prob" or "instance".
+            instance_score: the detection score, "cls_x_keypoints" or "cls".
+        """
         self.codec, self.layout = codec, layout
-        self.score_thresh = c.SCORE_THRESH_TEST
-        self.pre_nms_topk = c.PRE_NMS_TOPK_TEST
-        self.nms_thresh = c.NMS_THRESH_TEST
-        self.max_detections = cfg.TEST.DETECTIONS_PER_IMAGE
-        self.chunk_elements = c.KPNET_CHUNK_ELEMENTS
-        self.keypoint_score = c.KEYPOINT_SCORE
-        self.instance_score = c.INSTANCE_SCORE
-        self.rel_coord_norms = list(c.REL_COORD_NORMS)
+        self.score_thresh = score_thresh
+        self.pre_nms_topk = pre_nms_topk
+        self.nms_thresh = nms_thresh
+        self.max_detections = max_detections
+        self.chunk_elements = chunk_elements
+        self.keypoint_score = keypoint_score
+        self.instance_score = instance_score
 
-    def __call__(self, outputs: Dict, locs: LevelLocations, image_sizes: List[Tuple[int, int]]):
-        scores = torch.sigmoid(flatten_levels(outputs["logits"]).squeeze(2))  # (B, L)
+    @classmethod
+    def from_config(cls, cfg, codec: InsPoseCodec, layout: KPNetLayout) -> Dict:
+        c = cfg.MODEL.INSPOSE
+        return {
+            "codec": codec,
+            "layout": layout,
+            "score_thresh": c.SCORE_THRESH_TEST,
+            "pre_nms_topk": c.PRE_NMS_TOPK_TEST,
+            "nms_thresh": c.NMS_THRESH_TEST,
+            "max_detections": cfg.TEST.DETECTIONS_PER_IMAGE,
+            "chunk_elements": c.KPNET_CHUNK_ELEMENTS,
+            "keypoint_score": c.KEYPOINT_SCORE,
+            "instance_score": c.INSTANCE_SCORE,
+        }
+
+    def __call__(self, outputs: HeadOutputs, locs: LevelLocations, image_sizes: List[Tuple[int, int]]):
+        scores = self.scores(outputs)
         return [self.predict_image(outputs, locs, scores[b], b, size) for b, size in enumerate(image_sizes)]
+
+    @staticmethod
+    def scores(outputs: HeadOutputs) -> torch.Tensor:
+        """(B, L) classification probabilities of every location."""
+        return torch.sigmoid(flatten_levels(outputs.logits).squeeze(2))
 
     def select_candidates(self, scores: torch.Tensor) -> torch.Tensor:
         """(n,) locations over the score threshold, the top PRE_NMS_TOPK_TEST of them."""
@@ -116,17 +142,17 @@ class InsPosePredictor:
             candidates = candidates[top]
         return candidates
 
-    def run_kpnets(self, features, params, locations, norms) -> Tuple[torch.Tensor, torch.Tensor]:
+    def run_kpnets(
+        self, features, params, rel_x, rel_y
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Argmax cells (n, K) and confidences (n, K) (None for "instance") of n KP-Nets.
 
         The maps are reduced band by band (``kpnet_decode.kpnet_peaks``) and never stored whole.
 
         Args:
             features: (1, C_kp, H, W) keypoint features of the image.
-            params: (n, C_f); locations: (n, 2); norms: (n,).
+            params: (n, C_f); rel_x: (n, W), rel_y: (n, H) (``InsPoseCodec.relative_coordinates``).
         """
-        map_size = tuple(features.shape[-2:])
-        rel_x, rel_y = relative_coordinate_axes(locations, norms, map_size, self.codec.output_stride)
         cells, peak, log_norm = kpnet_peaks(
             features, params, self.layout, rel_x, rel_y, self.chunk_elements
         )
@@ -134,22 +160,18 @@ class InsPosePredictor:
             return cells, None
         if self.keypoint_score == "peak_prob":
             return cells, torch.exp(peak - log_norm)
-        return cells, _peak_mass(features, params, self.layout, rel_x, rel_y, cells, log_norm)
+        return cells, kpnet_peak_mass(features, params, self.layout, rel_x, rel_y, cells, log_norm)
 
-    def candidates(self, outputs: Dict, locs: LevelLocations, scores, b: int, image_size) -> Candidates:
+    def candidates(self, outputs: HeadOutputs, locs: LevelLocations, scores, b: int, image_size) -> Candidates:
         """Image ``b``'s candidates before NMS, in the network's input coordinates."""
         candidates = self.select_candidates(scores)
         image = torch.full_like(candidates, b)
-        params = gather_locations(outputs["params"], image, candidates)
-        features = outputs["kp_features"][b : b + 1]
-        norms = features.new_tensor(self.rel_coord_norms)[locs.levels[candidates]]
-        cells, confidence = self.run_kpnets(features, params, locs.points[candidates], norms)
-        offsets = None
-        if outputs.get("offsets") is not None:
-            offsets = self.codec.gather_offsets(
-                outputs["offsets"][b : b + 1], torch.zeros_like(candidates), cells
-            )
-        xy = self.codec.decode(cells, features.shape[-1], offsets)
+        params = gather_locations(outputs.params, image, candidates)
+        features = outputs.kp_features[b : b + 1]
+        rel_x, rel_y = self.codec.relative_coordinates(locs, candidates, outputs.map_size)
+        cells, confidence = self.run_kpnets(features, params, rel_x, rel_y)
+        offset_map = outputs.offsets[b : b + 1] if outputs.offsets is not None else None
+        xy = self.codec.decode(cells, outputs.map_size, offset_map)
         xy[..., 0] = xy[..., 0].clamp(0, image_size[1])
         xy[..., 1] = xy[..., 1].clamp(0, image_size[0])
         kept_scores = scores[candidates]
@@ -171,14 +193,13 @@ class InsPosePredictor:
         result.pred_keypoints = candidates.keypoints[keep]
         return result
 
-    def predict_image(self, outputs: Dict, locs: LevelLocations, scores, b: int, image_size):
+    def predict_image(self, outputs: HeadOutputs, locs: LevelLocations, scores, b: int, image_size):
         """Instances of image ``b`` at the network's input size."""
         return self.select(self.candidates(outputs, locs, scores, b, image_size), image_size)
 
-    def _boxes(self, outputs, locs, image, candidates, keypoints) -> torch.Tensor:
+    def _boxes(self, outputs: HeadOutputs, locs, image, candidates, keypoints) -> torch.Tensor:
         """(n, 4) predicted boxes with the box head, else the keypoints' enclosing boxes."""
-        if not outputs.get("boxes"):
+        if outputs.boxes is None:
             return keypoint_boxes(keypoints)
-        distances = gather_locations(outputs["boxes"], image, candidates)
-        points = locs.points[candidates]
-        return torch.cat([points - distances[:, :2], points + distances[:, 2:]], dim=1)
+        distances = gather_locations(outputs.boxes, image, candidates)
+        return self.codec.decode_boxes(locs.points[candidates], distances)

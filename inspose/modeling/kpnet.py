@@ -19,7 +19,13 @@ from typing import List, Tuple
 import torch
 from torch.nn import functional as F
 
-__all__ = ["KPNetLayout", "relative_coordinate_axes", "kpnet_forward", "kpnet_reference"]
+__all__ = [
+    "KPNetLayout",
+    "relative_coordinate_axes",
+    "coordinate_terms",
+    "kpnet_forward",
+    "kpnet_reference",
+]
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,23 @@ def relative_coordinate_axes(
     return rel_x, rel_y
 
 
+def coordinate_terms(
+    weight: torch.Tensor, bias: torch.Tensor, in_ch: int, rel_x: torch.Tensor, rel_y: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Layer 1's relative-coordinate channels (and bias) as a per-column and a per-row term.
+
+    Args:
+        weight: (N, C1, C_kp + 2) layer-1 weights; bias: (N, C1); in_ch: C_kp.
+        rel_x, rel_y: (N, W), (N, H) from ``relative_coordinate_axes``.
+    Returns:
+        coord_x (N, C1, W) and coord_y (N, C1, H): layer 1 at cell (i, j) is
+        W_feat @ F[:, i, j] + coord_x[..., j] + coord_y[..., i].
+    """
+    coord_x = weight[:, :, in_ch, None] * rel_x[:, None, :]
+    coord_y = weight[:, :, in_ch + 1, None] * rel_y[:, None, :] + bias[:, :, None]
+    return coord_x, coord_y
+
+
 def _first_layer(
     features: torch.Tensor,
     image_index: torch.Tensor,
@@ -93,8 +116,7 @@ def _first_layer(
         rows = (image_index == b).nonzero().squeeze(1)
         if rows.numel():
             out[rows] = (w_feat[rows].reshape(-1, in_ch) @ flat[b]).view(-1, out_ch, height * width)
-    coord_x = weight[:, :, in_ch, None] * rel_x[:, None, :]  # (N, C1, W)
-    coord_y = weight[:, :, in_ch + 1, None] * rel_y[:, None, :] + bias[:, :, None]  # (N, C1, H)
+    coord_x, coord_y = coordinate_terms(weight, bias, in_ch, rel_x, rel_y)
     out = out.view(num, out_ch, height, width) + coord_x[:, :, None, :] + coord_y[:, :, :, None]
     return out.view(num, out_ch, height * width)
 

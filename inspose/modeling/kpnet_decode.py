@@ -5,16 +5,17 @@ At inference only the argmax of each keypoint map and a confidence are needed, n
 (the work is memory-bound). ``kpnet_peaks`` therefore runs all layers on a band of map rows at a
 time (so the band's activations stay in cache) and keeps a running maximum, its position, and an
 online log-sum-exp per (instance, keypoint). Memory is bounded by the band, at any output stride.
-``kpnet_logits_at`` evaluates the KP-Nets at a few chosen cells (the neighbours of each peak).
+``kpnet_logits_at`` evaluates the KP-Nets at a few chosen cells, and ``kpnet_peak_mass`` uses it for
+the softmax mass in the 3 x 3 cells around each peak (the default keypoint confidence).
 """
 from typing import Tuple
 
 import torch
 from torch.nn import functional as F
 
-from .kpnet import KPNetLayout
+from .kpnet import KPNetLayout, coordinate_terms
 
-__all__ = ["kpnet_peaks", "kpnet_logits_at", "band_rows"]
+__all__ = ["kpnet_peaks", "kpnet_logits_at", "kpnet_peak_mass", "band_rows"]
 
 
 def band_rows(num_instances: int, layout: KPNetLayout, width: int, max_elements: int) -> int:
@@ -28,8 +29,7 @@ def _first_layer_terms(features, params, layout, rel_x, rel_y):
     in_ch = features.shape[1]
     layers = layout.split(params)
     weight, bias = layers[0]
-    coord_x = weight[:, :, in_ch, None] * rel_x[:, None, :]  # (n, C1, W)
-    coord_y = weight[:, :, in_ch + 1, None] * rel_y[:, None, :] + bias[:, :, None]  # (n, C1, H)
+    coord_x, coord_y = coordinate_terms(weight, bias, in_ch, rel_x, rel_y)
     return weight[:, :, :in_ch].reshape(-1, in_ch), coord_x, coord_y, layers[1:]
 
 
@@ -120,3 +120,38 @@ def kpnet_logits_at(
     per_kind = hidden.view(num, kinds, kinds, picks)  # output channel, keypoint of the cell, cell
     index = torch.arange(kinds, device=hidden.device)
     return per_kind[:, index, index, :]
+
+
+_NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+
+
+@torch.no_grad()
+def kpnet_peak_mass(
+    features: torch.Tensor,
+    params: torch.Tensor,
+    layout: KPNetLayout,
+    rel_x: torch.Tensor,
+    rel_y: torch.Tensor,
+    cells: torch.Tensor,
+    log_norm: torch.Tensor,
+) -> torch.Tensor:
+    """Softmax mass of each keypoint map in the 3 x 3 cells around its argmax.
+
+    Args:
+        features, params, rel_x, rel_y: as for ``kpnet_peaks``.
+        cells: (n, K) argmax cells and log_norm: (n, K) log-sum-exp, from ``kpnet_peaks``.
+    Returns:
+        (n, K) in [0, 1] (cells outside the map count 0).
+    """
+    height, width = features.shape[-2:]
+    if cells.numel() == 0:
+        return log_norm.clone()
+    offsets = torch.tensor(_NEIGHBOURS, device=cells.device)
+    rows = (cells // width)[..., None] + offsets[:, 0]
+    cols = (cells % width)[..., None] + offsets[:, 1]
+    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    logits = kpnet_logits_at(
+        features, params, layout, rel_x, rel_y, rows.clamp(0, height - 1), cols.clamp(0, width - 1)
+    )
+    mass = (torch.exp(logits - log_norm[..., None]) * inside).sum(dim=2)
+    return mass.clamp(max=1.0)

@@ -2,8 +2,10 @@
 
 Input: detectron2's list of dicts ("image" (C, H, W) in INPUT.FORMAT, "instances" with gt_boxes,
 gt_classes, gt_keypoints in training, optional "crowd_boxes", "height"/"width" for the output size).
-Training returns a loss dict; inference returns [{"instances": Instances}] with pred_keypoints
-(N, K, 3), pred_boxes, scores and pred_classes at the requested output size.
+Training: heads (``HeadOutputs``) + ``InsPoseCodec.encode`` (targets) -> ``InsPoseCriterion``, which
+returns the loss dict. Inference: heads -> ``InsPosePredictor`` (selection, KP-Nets, decoding with
+the codec, NMS) -> [{"instances": Instances}] with pred_keypoints (N, K, 3), pred_boxes, scores and
+pred_classes at the requested output size.
 """
 from typing import Dict, List, Optional
 
@@ -16,6 +18,7 @@ from torch import nn
 from ..config import validate_inspose_config
 from .codec import InsPoseCodec
 from .criterion import InsPoseCriterion
+from .head_outputs import HeadOutputs
 from .heads import DiskOffsetBranch, HeatmapBranch, InstanceHead, KeypointFeatureBranch, resample_to
 from .inference import InsPosePredictor, rescale_instances
 from .kpnet import KPNetLayout
@@ -114,8 +117,8 @@ class InsPose(nn.Module):
             "offset_branch": offset_branch,
             "heatmap_branch": heatmap_branch,
             "codec": codec,
-            "criterion": InsPoseCriterion(cfg, codec, layout),
-            "predictor": InsPosePredictor(cfg, codec, layout),
+            "criterion": InsPoseCriterion(cfg, codec=codec, layout=layout),
+            "predictor": InsPosePredictor(cfg, codec=codec, layout=layout),
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "channels_last": c.CHANNELS_LAST,
@@ -130,37 +133,37 @@ class InsPose(nn.Module):
         images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
         return ImageList.from_tensors(images, self.backbone.size_divisibility)
 
-    def predict_maps(self, images: ImageList) -> Dict:
-        """Every head's output for a padded batch (B, 3, H, W).
-
-        Returns:
-            logits / params / boxes: per level lists (InstanceHead);
-            kp_features: (B, C_kp, H_o, W_o) and offsets: (B, 2K, H_o, W_o) or None at the output
-            stride; heatmaps: (B, K, H/8, W/8) in training with HEATMAP_ON, else None.
-        """
+    def predict_maps(self, images: ImageList) -> HeadOutputs:
+        """Every head's output for a padded batch (B, 3, H, W); the heatmaps only in training."""
         features = self.backbone(images.tensor)
         levels = [features[f] for f in self.in_features]
-        outputs = self.head(levels)
+        logits, params, boxes = self.head(levels)
         p3 = levels[0]
         map_size = self.codec.output_map_size(tuple(p3.shape[-2:]))
-        outputs["kp_features"] = resample_to(self.keypoint_branch(p3), map_size)
-        outputs["offsets"] = None
+        offsets = heatmaps = None
         if self.offset_branch is not None:
-            outputs["offsets"] = resample_to(self.offset_branch(p3), map_size)
-        outputs["heatmaps"] = None
+            offsets = resample_to(self.offset_branch(p3), map_size)
         if self.training and self.heatmap_branch is not None:
-            outputs["heatmaps"] = self.heatmap_branch(p3)
-        outputs["level_sizes"] = [tuple(x.shape[-2:]) for x in levels]
-        return outputs
+            heatmaps = self.heatmap_branch(p3)
+        return HeadOutputs(
+            logits=logits,
+            params=params,
+            boxes=boxes,
+            kp_features=resample_to(self.keypoint_branch(p3), map_size),
+            offsets=offsets,
+            heatmaps=heatmaps,
+            level_sizes=[tuple(x.shape[-2:]) for x in levels],
+        )
 
     def forward(self, batched_inputs: List[Dict]):
         images = self.preprocess_image(batched_inputs)
         outputs = self.predict_maps(images)
-        locs = self.codec.locations(outputs["level_sizes"], self.device)
+        locs = self.codec.locations(outputs.level_sizes, self.device)
         if self.training:
             gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
             crowd = [x["crowd_boxes"].tensor if "crowd_boxes" in x else None for x in batched_inputs]
-            return self.criterion(outputs, locs, gt_instances, crowd)
+            targets = self.codec.encode(locs, gt_instances, crowd)
+            return self.criterion(outputs, locs, targets)
         results = self.predictor(outputs, locs, images.image_sizes)
         processed = []
         for result, inputs, size in zip(results, batched_inputs, images.image_sizes):

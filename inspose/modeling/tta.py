@@ -35,7 +35,6 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..data.image_io import read_dataset_image
 from .inference import Candidates
-from .level_maps import flatten_levels
 
 __all__ = ["InsPoseWithTTA", "flip_candidates", "rescale_candidates", "scaled_size"]
 
@@ -170,8 +169,8 @@ class InsPoseWithTTA(nn.Module):
         batch = [{"image": image}] + ([{"image": image.flip(-1)}] if self.flip else [])
         images = model.preprocess_image(batch)
         outputs = model.predict_maps(images)
-        locs = model.codec.locations(outputs["level_sizes"], model.device)
-        scores = torch.sigmoid(flatten_levels(outputs["logits"]).squeeze(2))  # (B, L)
+        locs = model.codec.locations(outputs.level_sizes, model.device)
+        scores = model.predictor.scores(outputs)  # (B, L)
         parts = []
         for b, size in enumerate(images.image_sizes):
             found = model.predictor.candidates(outputs, locs, scores[b], b, size)

@@ -1,13 +1,25 @@
 """``InsPoseCodec``: the one object that encodes ground truth into targets and decodes predictions.
 
+- ``encode(locations, gt_instances, crowd_boxes) -> InsPoseTargets``: every training target of a
+  batch (classification labels and ignore regions, the KP-Nets to train and their keypoint cells,
+  positive boxes, disk offsets, auxiliary heatmaps); the criterion only computes losses from them.
+- ``decode(cells, map_size, offset_map, image_index) -> keypoints`` and
+  ``decode_boxes(points, distances) -> boxes``: the predictor's argmax cells and box distances back
+  to input coordinates; the box loss decodes its distances with the same function.
+- ``relative_coordinates``: the KP-Nets' relative-coordinate input of given locations, the same in
+  training and inference.
+
 The model calls it with the padded feature sizes (targets depend on them) and post-processing uses
-the same object, so training and inference cannot drift apart.
+the same object, so training and inference cannot drift apart. The smaller steps (``assign``,
+``sample_kpnet_positives``, ``keypoint_cells``, ``disk_offsets``, ``heatmaps``) are public for tests.
 """
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
+from detectron2.structures import Instances
 
+from ..kpnet import relative_coordinate_axes
 from .assignment import (
     LevelLocations,
     assign_locations,
@@ -17,7 +29,14 @@ from .assignment import (
     pseudo_boxes_from_keypoints,
 )
 from .budget import sample_positives
-from .keypoint_targets import DiskOffsets, disk_offset_targets, gaussian_heatmaps, keypoint_cells
+from .keypoint_targets import (
+    DiskOffsets,
+    cell_centres,
+    disk_offset_targets,
+    gaussian_heatmaps,
+    keypoint_cells,
+)
+from .targets import InsPoseTargets
 
 __all__ = ["InsPoseCodec", "ImageAssignment"]
 
@@ -53,6 +72,10 @@ class InsPoseCodec:
         output_stride: int,
         disk_radius: float,
         heatmap_sigma: float,
+        rel_coord_norms: Sequence[float],
+        kpnet_positive_budget: int = 64,
+        disk_offsets_on: bool = True,
+        heatmaps_on: bool = True,
         heatmap_stride: int = 8,
         assign_with_annotated_boxes: bool = False,
         no_keypoint_persons: str = "ignore",
@@ -66,6 +89,10 @@ class InsPoseCodec:
         self.output_stride = output_stride
         self.disk_radius = disk_radius
         self.heatmap_sigma = heatmap_sigma
+        self.rel_coord_norms = [float(n) for n in rel_coord_norms]
+        self.kpnet_positive_budget = kpnet_positive_budget
+        self.disk_offsets_on = disk_offsets_on
+        self.heatmaps_on = heatmaps_on
         self.heatmap_stride = heatmap_stride
         self.assign_with_annotated_boxes = assign_with_annotated_boxes
         self.no_keypoint_persons = no_keypoint_persons
@@ -83,13 +110,17 @@ class InsPoseCodec:
             output_stride=c.OUTPUT_STRIDE,
             disk_radius=c.DISK_RADIUS,
             heatmap_sigma=c.HEATMAP_SIGMA,
+            rel_coord_norms=c.REL_COORD_NORMS,
+            kpnet_positive_budget=c.MAX_KPNET_POSITIVES_PER_IMAGE,
+            disk_offsets_on=c.DISK_OFFSET_ON,
+            heatmaps_on=c.HEATMAP_ON,
             heatmap_stride=c.FPN_STRIDES[0],
             assign_with_annotated_boxes=c.BOX_HEAD_ON,
             no_keypoint_persons=c.NO_KEYPOINT_PERSONS,
             ignore_crowd=c.IGNORE_CROWD,
         )
 
-    # ------------------------------------------------------------------ encoding
+    # ------------------------------------------------------------------ geometry
     def locations(self, sizes: Sequence[Tuple[int, int]], device) -> LevelLocations:
         """Locations of FPN maps of the given (H_i, W_i), P3 first."""
         return compute_locations(sizes, self.fpn_strides[: len(sizes)], device)
@@ -98,6 +129,78 @@ class InsPoseCodec:
         """(H, W) of the keypoint and offset maps for a P3 map of ``p3_size``."""
         scale = self.fpn_strides[0] / self.output_stride
         return int(round(p3_size[0] * scale)), int(round(p3_size[1] * scale))
+
+    def relative_coordinates(
+        self, locs: LevelLocations, location: torch.Tensor, map_size: Tuple[int, int]
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The KP-Net coordinate input of N locations: rel_x (N, W), rel_y (N, H).
+
+        Args:
+            location: (N,) indices into ``locs``; each is normalised by REL_COORD_NORMS of its level.
+        """
+        norms = locs.points.new_tensor(self.rel_coord_norms)[locs.levels[location]]
+        return relative_coordinate_axes(locs.points[location], norms, map_size, self.output_stride)
+
+    # ------------------------------------------------------------------ encoding
+    def encode(
+        self,
+        locs: LevelLocations,
+        gt_instances: List[Instances],
+        crowd_boxes: Sequence[Optional[torch.Tensor]],
+    ) -> InsPoseTargets:
+        """Training targets of a batch.
+
+        Args:
+            locs: the L locations of the padded batch (``locations``); P3's size sets the output
+                map (``output_map_size``) and the heatmap map.
+            gt_instances: per image, ``gt_keypoints`` (P, K, 3) and ``gt_boxes`` (P, 4) of its
+                non-crowd persons.
+            crowd_boxes: per image (Q, 4) xyxy crowd regions, or None.
+        """
+        device = locs.points.device
+        crowds = [c.to(device) if c is not None else torch.zeros(0, 4, device=device) for c in crowd_boxes]
+        images = [self._encode_image(locs, inst, crowd) for inst, crowd in zip(gt_instances, crowds)]
+        kp_keypoints = _cat(images, "kp_keypoints")
+        kp_cells, kp_labelled = self.keypoint_cells(kp_keypoints, self.output_map_size(locs.sizes[0]))
+        targets = InsPoseTargets(
+            labels=torch.stack([i.labels for i in images]),
+            valid=torch.stack([i.valid for i in images]),
+            kp_image=_image_index(images, "kp_location"),
+            kp_location=_cat(images, "kp_location"),
+            kp_instance=_cat(images, "kp_instance"),
+            kp_keypoints=kp_keypoints,
+            kp_cells=kp_cells,
+            kp_labelled=kp_labelled,
+            pos_image=_image_index(images, "pos_location"),
+            pos_location=_cat(images, "pos_location"),
+            pos_boxes=_cat(images, "pos_boxes"),
+        )
+        persons, person_image = _cat(images, "persons"), _image_index(images, "persons")
+        if self.disk_offsets_on:
+            map_size = self.output_map_size(locs.sizes[0])
+            targets.disk_offsets = self.disk_offsets(persons, person_image, map_size)
+        if self.heatmaps_on:
+            targets.heatmaps = self.heatmaps(persons, person_image, len(images), locs.sizes[0])
+            targets.heatmap_weight = self.outside_regions(crowds, locs.sizes[0])
+        return targets
+
+    def _encode_image(self, locs: LevelLocations, inst: Instances, crowd: torch.Tensor) -> "_ImageTargets":
+        """One image's share of ``encode``."""
+        device = locs.points.device
+        keypoints = inst.gt_keypoints.tensor.to(device)
+        a = self.assign(locs, keypoints, inst.gt_boxes.tensor.to(device), crowd)
+        sampled = self.sample_kpnet_positives(a.owner, a.trains_keypoints, self.kpnet_positive_budget)
+        positive = (a.owner >= 0).nonzero().squeeze(1)
+        return _ImageTargets(
+            labels=(a.owner >= 0).float(),
+            valid=~a.ignore,
+            kp_location=sampled,
+            kp_instance=a.owner[sampled],
+            kp_keypoints=keypoints[a.owner[sampled]],
+            pos_location=positive,
+            pos_boxes=a.boxes[a.owner[positive]],
+            persons=keypoints[a.trains_keypoints],
+        )
 
     def person_boxes(self, keypoints: torch.Tensor, annotated: torch.Tensor) -> torch.Tensor:
         """(P, 4) boxes locations are assigned with: grown pseudo-boxes, or the annotated boxes."""
@@ -161,6 +264,13 @@ class InsPoseCodec:
             keypoints, image_index, batch, self.heatmap_stride, map_size, self.heatmap_sigma
         )
 
+    def outside_regions(self, regions: List[torch.Tensor], map_size) -> torch.Tensor:
+        """(B, 1, H, W) 1 where a P3 cell centre lies outside all of its image's (Q_b, 4) boxes."""
+        device = regions[0].device if regions else torch.device("cpu")
+        centres = cell_centres(map_size, self.heatmap_stride, device)  # (H * W, 2)
+        inside = torch.stack([points_in_boxes(centres, boxes) for boxes in regions])
+        return (~inside).float().view(len(regions), 1, *map_size)
+
     # ------------------------------------------------------------------ decoding
     @staticmethod
     def gather_offsets(
@@ -181,19 +291,66 @@ class InsPoseCodec:
         picked = per_kind[image_index[:, None], kinds[None, :], :, cells]  # (N, K, 2)
         return picked
 
-    def decode(
+    def decode_cells(
         self, cells: torch.Tensor, map_width: int, offsets: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
-        """Keypoint positions in (padded) input-image coordinates.
+        """(N, K) flat cells (+ (N, K, 2) offsets in cells) -> (N, K, 2) x, y in input coordinates.
 
         ((x + dx) * s, (y + dy) * s) with offsets, ((x + 0.5) * s, (y + 0.5) * s) without.
-
-        Args:
-            cells: (N, K) flat argmax cells of the keypoint maps.
-            offsets: (N, K, 2) offsets at those cells, or None.
-        Returns:
-            (N, K, 2) x, y.
         """
         grid = torch.stack([cells % map_width, cells // map_width], dim=-1).float()
         shift = offsets if offsets is not None else torch.full_like(grid, 0.5)
         return (grid + shift) * self.output_stride
+
+    def decode(
+        self,
+        cells: torch.Tensor,
+        map_size: Tuple[int, int],
+        offset_map: Optional[torch.Tensor] = None,
+        image_index: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """Keypoint positions in (padded) input-image coordinates.
+
+        Args:
+            cells: (N, K) flat argmax cells of the keypoint maps of size ``map_size`` (H, W).
+            offset_map: (B, 2K, H, W) disk offsets (read at the cells), or None (cell centres).
+            image_index: (N,) batch index of each instance in ``offset_map`` (default: all 0).
+        Returns:
+            (N, K, 2) x, y.
+        """
+        offsets = None
+        if offset_map is not None:
+            if image_index is None:
+                image_index = torch.zeros(cells.shape[0], dtype=torch.long, device=cells.device)
+            offsets = self.gather_offsets(offset_map, image_index, cells)
+        return self.decode_cells(cells, map_size[1], offsets)
+
+    @staticmethod
+    def decode_boxes(points: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
+        """(N, 2) locations and (N, 4) distances (l, t, r, b) -> (N, 4) xyxy boxes."""
+        return torch.cat([points - distances[:, :2], points + distances[:, 2:]], dim=1)
+
+
+@dataclass
+class _ImageTargets:
+    """One image's targets before they are batched (see ``InsPoseTargets`` for each field)."""
+
+    labels: torch.Tensor
+    valid: torch.Tensor
+    kp_location: torch.Tensor
+    kp_instance: torch.Tensor
+    kp_keypoints: torch.Tensor
+    pos_location: torch.Tensor
+    pos_boxes: torch.Tensor
+    persons: torch.Tensor  # (P, K, 3) the image's persons with a labelled keypoint
+
+
+def _cat(images: List[_ImageTargets], field: str) -> torch.Tensor:
+    return torch.cat([getattr(i, field) for i in images])
+
+
+def _image_index(images: List[_ImageTargets], field: str) -> torch.Tensor:
+    """(sum of len(field)) batch index of every row of ``field``, image by image."""
+    counts = torch.tensor([getattr(i, field).shape[0] for i in images])
+    device = getattr(images[0], field).device
+    return torch.repeat_interleave(torch.arange(len(images)), counts).to(device)

@@ -11,7 +11,13 @@ from typing import Tuple
 
 import torch
 
-__all__ = ["keypoint_cells", "DiskOffsets", "disk_offset_targets", "gaussian_heatmaps"]
+__all__ = [
+    "keypoint_cells",
+    "cell_centres",
+    "DiskOffsets",
+    "disk_offset_targets",
+    "gaussian_heatmaps",
+]
 
 
 def keypoint_cells(
@@ -30,6 +36,15 @@ def keypoint_cells(
     col = (keypoints[..., 0] / stride).floor().long().clamp(0, width - 1)
     row = (keypoints[..., 1] / stride).floor().long().clamp(0, height - 1)
     return row * width + col, keypoints[..., 2] > 0
+
+
+def cell_centres(map_size: Tuple[int, int], stride: float, device) -> torch.Tensor:
+    """(H * W, 2) image coordinates (x, y) of the centres of a map's cells, row-major."""
+    height, width = map_size
+    xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) * stride
+    ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) * stride
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x.reshape(-1), grid_y.reshape(-1)], dim=1)
 
 
 def _window(radius: float, device) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """The heads shared across FPN levels: classification, KP-Net controller and the optional box head."""
 import math
-from typing import Dict, List
+from typing import List, Optional, Tuple
 
 import torch
 from detectron2.layers import ShapeSpec
@@ -76,13 +76,17 @@ class InstanceHead(nn.Module):
             init_normal(self.box_pred)
         self.strides = list(strides)
 
-    def forward(self, features: List[torch.Tensor]) -> Dict[str, List[torch.Tensor]]:
-        out = {"logits": [], "params": [], "boxes": []}
+    def forward(
+        self, features: List[torch.Tensor]
+    ) -> Tuple[List[torch.Tensor], List[torch.Tensor], Optional[List[torch.Tensor]]]:
+        """Per level: logits (B, 1, H_i, W_i), params (B, C_f, H_i, W_i), and boxes
+        (B, 4, H_i, W_i) with the box head (else None instead of the list)."""
+        logits, params, boxes = [], [], []
         for level, x in enumerate(features):
-            out["logits"].append(self.cls_logits(self.cls_tower(x)))
+            logits.append(self.cls_logits(self.cls_tower(x)))
             tower = self.controller_tower(x)
-            out["params"].append(self.controller(tower))
+            params.append(self.controller(tower))
             if self.box_pred is not None:
                 distances = F.relu(self.box_scales[level](self.box_pred(tower))) * self.strides[level]
-                out["boxes"].append(distances)
-        return out
+                boxes.append(distances)
+        return logits, params, boxes if self.box_pred is not None else None

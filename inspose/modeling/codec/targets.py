@@ -1,0 +1,45 @@
+"""``InsPoseTargets``: a batch's training targets, as ``InsPoseCodec.encode`` produces them."""
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from .keypoint_targets import DiskOffsets
+
+__all__ = ["InsPoseTargets"]
+
+
+@dataclass
+class InsPoseTargets:
+    """Targets of a batch of B images with L locations each (all FPN levels concatenated).
+
+    Attributes:
+        labels: (B, L) float, 1 for positive locations.
+        valid: (B, L) bool, the locations the classification loss uses.
+        kp_image, kp_location: (M,) image and location of each trained KP-Net (the positive
+            budget's choice among positives of persons with a labelled keypoint).
+        kp_instance: (M,) index of its person in the image's gt ``Instances``.
+        kp_keypoints: (M, K, 3) that person's keypoints (x, y, v) in input coordinates.
+        kp_cells: (M, K) one-hot target cell of each keypoint on the (H_o, W_o) output map;
+            kp_labelled: (M, K) bool, keypoints with v > 0.
+        pos_image, pos_location: (Q,) every positive location; pos_boxes: (Q, 4) xyxy box of its
+            person (the box it was assigned with).
+        disk_offsets: sparse offset targets on the output map (None with DISK_OFFSET_ON off).
+        heatmaps: (B, K, H_3, W_3) heatmap targets on P3 and heatmap_weight: (B, 1, H_3, W_3),
+            0 inside crowd regions (None with HEATMAP_ON off).
+    """
+
+    labels: torch.Tensor
+    valid: torch.Tensor
+    kp_image: torch.Tensor
+    kp_location: torch.Tensor
+    kp_instance: torch.Tensor
+    kp_keypoints: torch.Tensor
+    kp_cells: torch.Tensor
+    kp_labelled: torch.Tensor
+    pos_image: torch.Tensor
+    pos_location: torch.Tensor
+    pos_boxes: torch.Tensor
+    disk_offsets: Optional[DiskOffsets] = None
+    heatmaps: Optional[torch.Tensor] = None
+    heatmap_weight: Optional[torch.Tensor] = None
