@@ -22,7 +22,7 @@ from torchvision.ops import nms
 from .codec import InsPoseCodec, LevelLocations
 from .head_outputs import HeadOutputs
 from .kpnet import KPNetLayout
-from .kpnet_decode import kpnet_peak_mass, kpnet_peaks
+from .kpnet_decode import kpnet_peak_mass, kpnet_peaks, kpnet_peaks_dense
 from .level_maps import flatten_levels, gather_locations
 
 __all__ = ["InsPosePredictor", "Candidates", "keypoint_boxes", "rescale_instances"]
@@ -109,6 +109,8 @@ class InsPosePredictor:
         self.chunk_elements = chunk_elements
         self.keypoint_score = keypoint_score
         self.instance_score = instance_score
+        # True: KP-Nets on whole maps at once (``kpnet_peaks_dense``), the exportable form.
+        self.dense_kpnets = False
 
     @classmethod
     def from_config(cls, cfg, codec: InsPoseCodec, layout: KPNetLayout) -> Dict:
@@ -135,12 +137,13 @@ class InsPosePredictor:
         return torch.sigmoid(flatten_levels(outputs.logits).squeeze(2))
 
     def select_candidates(self, scores: torch.Tensor) -> torch.Tensor:
-        """(n,) locations over the score threshold, the top PRE_NMS_TOPK_TEST of them."""
-        candidates = (scores > self.score_thresh).nonzero().squeeze(1)
-        if candidates.numel() > self.pre_nms_topk:
-            top = scores[candidates].topk(self.pre_nms_topk).indices
-            candidates = candidates[top]
-        return candidates
+        """(n,) locations over the score threshold, the top PRE_NMS_TOPK_TEST of them.
+
+        The top k of all (L,) scores, then those over the threshold (the same set as threshold
+        first, in descending score order): no branch on the data, so it exports.
+        """
+        top_scores, top = scores.topk(min(self.pre_nms_topk, scores.shape[0]))
+        return top[top_scores > self.score_thresh]
 
     def run_kpnets(
         self, features, params, rel_x, rel_y
@@ -153,9 +156,12 @@ class InsPosePredictor:
             features: (1, C_kp, H, W) keypoint features of the image.
             params: (n, C_f); rel_x: (n, W), rel_y: (n, H) (``InsPoseCodec.relative_coordinates``).
         """
-        cells, peak, log_norm = kpnet_peaks(
-            features, params, self.layout, rel_x, rel_y, self.chunk_elements
-        )
+        if self.dense_kpnets:
+            cells, peak, log_norm = kpnet_peaks_dense(features, params, self.layout, rel_x, rel_y)
+        else:
+            cells, peak, log_norm = kpnet_peaks(
+                features, params, self.layout, rel_x, rel_y, self.chunk_elements
+            )
         if self.keypoint_score == "instance":
             return cells, None
         if self.keypoint_score == "peak_prob":
@@ -183,9 +189,13 @@ class InsPosePredictor:
             kept_scores = kept_scores * confidence.mean(dim=1)
         return Candidates(keypoints, kept_scores, boxes)
 
+    def kept(self, candidates: Candidates) -> torch.Tensor:
+        """(N,) indices of the candidates NMS keeps, best first, at most TEST.DETECTIONS_PER_IMAGE."""
+        return nms(candidates.boxes, candidates.scores, self.nms_thresh)[: self.max_detections]
+
     def select(self, candidates: Candidates, image_size) -> Instances:
         """NMS on the candidates' boxes, then the top TEST.DETECTIONS_PER_IMAGE."""
-        keep = nms(candidates.boxes, candidates.scores, self.nms_thresh)[: self.max_detections]
+        keep = self.kept(candidates)
         result = Instances(image_size)
         result.pred_boxes = Boxes(candidates.boxes[keep])
         result.scores = candidates.scores[keep]

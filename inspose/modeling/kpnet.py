@@ -111,11 +111,14 @@ def _first_layer(
     num, out_ch = weight.shape[:2]
     flat = features.reshape(batch, in_ch, height * width)
     w_feat = weight[:, :, :in_ch]
-    out = features.new_empty(num, out_ch, height * width)
-    for b in range(batch):  # a loop over images, never over persons
-        rows = (image_index == b).nonzero().squeeze(1)
-        if rows.numel():
-            out[rows] = (w_feat[rows].reshape(-1, in_ch) @ flat[b]).view(-1, out_ch, height * width)
+    if batch == 1:  # inference and export: no per-image selection
+        out = (w_feat.reshape(-1, in_ch) @ flat[0]).view(num, out_ch, height * width)
+    else:
+        out = features.new_empty(num, out_ch, height * width)
+        for b in range(batch):  # a loop over images, never over persons
+            rows = (image_index == b).nonzero().squeeze(1)
+            picked = w_feat[rows].reshape(rows.shape[0] * out_ch, in_ch)
+            out[rows] = (picked @ flat[b]).view(rows.shape[0], out_ch, height * width)
     coord_x, coord_y = coordinate_terms(weight, bias, in_ch, rel_x, rel_y)
     out = out.view(num, out_ch, height, width) + coord_x[:, :, None, :] + coord_y[:, :, :, None]
     return out.view(num, out_ch, height * width)

@@ -13,9 +13,9 @@ from typing import Tuple
 import torch
 from torch.nn import functional as F
 
-from .kpnet import KPNetLayout, coordinate_terms
+from .kpnet import KPNetLayout, coordinate_terms, kpnet_forward
 
-__all__ = ["kpnet_peaks", "kpnet_logits_at", "kpnet_peak_mass", "band_rows"]
+__all__ = ["kpnet_peaks", "kpnet_peaks_dense", "kpnet_logits_at", "kpnet_peak_mass", "band_rows"]
 
 
 def band_rows(num_instances: int, layout: KPNetLayout, width: int, max_elements: int) -> int:
@@ -89,6 +89,23 @@ def kpnet_peaks(
     return cells, peak, peak + torch.log(total)
 
 
+def kpnet_peaks_dense(
+    features: torch.Tensor,
+    params: torch.Tensor,
+    layout: KPNetLayout,
+    rel_x: torch.Tensor,
+    rel_y: torch.Tensor,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``kpnet_peaks`` from the whole (n, K, H * W) maps at once: no loop, so it exports (ONNX,
+    ``torch.export``) with any number of instances; memory grows with n x K x H x W."""
+    image_index = torch.zeros(params.shape[0], dtype=torch.long, device=params.device)
+    logits = kpnet_forward(features, image_index, params, layout, rel_x, rel_y)
+    peak, cells = logits.max(dim=2)
+    # log-sum-exp written out: torch.logsumexp guards on the (data-dependent) number of instances
+    log_norm = peak + torch.log(torch.exp(logits - peak[..., None]).sum(dim=2))
+    return cells, peak, log_norm
+
+
 @torch.no_grad()
 def kpnet_logits_at(
     features: torch.Tensor,
@@ -112,7 +129,8 @@ def kpnet_logits_at(
     weight, bias = layers[0]
     positions = features[0][:, rows, cols].permute(1, 0, 2, 3).reshape(num, in_ch, kinds * picks)
     coords = torch.stack(
-        [rel_x.gather(1, cols.reshape(num, -1)), rel_y.gather(1, rows.reshape(num, -1))], dim=1
+        [rel_x.gather(1, cols.reshape(num, kinds * picks)), rel_y.gather(1, rows.reshape(num, kinds * picks))],
+        dim=1,
     )  # (n, 2, K * M)
     hidden = torch.baddbmm(bias[:, :, None], weight, torch.cat([positions, coords], dim=1))
     if len(layers) > 1:
@@ -144,8 +162,6 @@ def kpnet_peak_mass(
         (n, K) in [0, 1] (cells outside the map count 0).
     """
     height, width = features.shape[-2:]
-    if cells.numel() == 0:
-        return log_norm.clone()
     offsets = torch.tensor(_NEIGHBOURS, device=cells.device)
     rows = (cells // width)[..., None] + offsets[:, 0]
     cols = (cells % width)[..., None] + offsets[:, 1]

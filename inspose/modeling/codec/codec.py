@@ -127,6 +127,9 @@ class InsPoseCodec:
 
     def output_map_size(self, p3_size: Tuple[int, int]) -> Tuple[int, int]:
         """(H, W) of the keypoint and offset maps for a P3 map of ``p3_size``."""
+        if self.fpn_strides[0] % self.output_stride == 0:  # 8, 4, 2: integers (exportable sizes)
+            factor = self.fpn_strides[0] // self.output_stride
+            return p3_size[0] * factor, p3_size[1] * factor
         scale = self.fpn_strides[0] / self.output_stride
         return int(round(p3_size[0] * scale)), int(round(p3_size[1] * scale))
 
