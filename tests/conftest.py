@@ -1,22 +1,60 @@
-"""Shared test fixtures.
+"""Shared test fixtures and the suite's reporting.
 
 The genuine COCO-format samples live outside the repository, in ``$INSPOSE_TEST_DATA`` (default
 ``../shared/data`` next to the repository root); tests that need them skip with a clear message
-when the folder is absent.
+when the folder is absent, and the terminal summary counts those skips in one line.
+
+Every test runs with one torch thread (``$INSPOSE_TEST_THREADS`` to change it): the test machine's
+two cores are shared, and with several threads waiting for each other the suite's tiny ops run
+slower, not faster. Tests marked ``slow`` (multi-minute training runs, subprocess jobs) are left
+out by ``make test-fast`` (``pytest -m "not slow"``); ``make test`` runs them all.
 """
 import json
 import os
 from pathlib import Path
 
 import pytest
+import torch
 
 import inspose  # noqa: F401  (compat shim first, then detectron2 registrations)
+from inspose.data import COCO_PERSON, KeypointSpec, register_keypoint_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = "shared test data"  # in every skip message about it; the summary counts them
+TORCH_THREADS = int(os.environ.get("INSPOSE_TEST_THREADS", "1"))
+
+# CrowdPose's 14 keypoints (crowdpose_mini/test_crowdpose.json); its sigmas as published / 10.
+CROWDPOSE = KeypointSpec(
+    names=(
+        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist",
+        "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+        "right_ankle", "head", "neck",
+    ),  # fmt: skip
+    flip_pairs=((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)),
+    skeleton=((12, 13), (13, 0), (13, 1), (0, 2), (2, 4), (1, 3), (3, 5), (0, 6), (1, 7),
+              (6, 8), (8, 10), (7, 9), (9, 11)),  # fmt: skip
+    oks_sigmas=tuple(s / 10 for s in (.79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89,
+                                      .89, .79, .79)),  # fmt: skip
+)
 
 
 def shared_data_dir() -> Path:
     return Path(os.environ.get("INSPOSE_TEST_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+# ---------------------------------------------------------------- torch threads
+
+
+@pytest.fixture(scope="session", autouse=True)
+def torch_threads():
+    """``TORCH_THREADS`` torch threads (default 1) for the whole session, restored at its end."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(TORCH_THREADS)
+    yield TORCH_THREADS
+    torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- the shared samples
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +63,7 @@ def test_data_dir() -> Path:
     folder = shared_data_dir()
     if not folder.is_dir():
         pytest.skip(
-            f"shared test data not found at {folder}: set INSPOSE_TEST_DATA to the folder holding "
+            f"{SHARED_DATA} not found at {folder}: set INSPOSE_TEST_DATA to the folder holding "
             "coco_kp_mini/, crowdpose_mini/, mmpose_coco/ and ochuman_mini/"
         )
     return folder
@@ -36,7 +74,7 @@ def coco_kp_mini(test_data_dir) -> Path:
     """``coco_kp_mini/`` (annotations/person_keypoints_train2017.json, train2017/*.jpg)."""
     folder = test_data_dir / "coco_kp_mini"
     if not folder.is_dir():
-        pytest.skip(f"{folder} is missing from the shared test data")
+        pytest.skip(f"{folder} is missing from the {SHARED_DATA}")
     return folder
 
 
@@ -45,7 +83,7 @@ def crowdpose_mini(test_data_dir) -> Path:
     """``crowdpose_mini/`` (test_crowdpose.json and its images, 14 keypoints)."""
     folder = test_data_dir / "crowdpose_mini"
     if not folder.is_dir():
-        pytest.skip(f"{folder} is missing from the shared test data")
+        pytest.skip(f"{folder} is missing from the {SHARED_DATA}")
     return folder
 
 
@@ -59,8 +97,65 @@ def load_sample_json(test_data_dir):
     def load(relative_path: str) -> dict:
         path = test_data_dir / relative_path
         if not path.is_file():
-            pytest.skip(f"{path} is missing from the shared test data")
+            pytest.skip(f"{path} is missing from the {SHARED_DATA}")
         with open(path) as f:
             return json.load(f)
 
     return load
+
+
+# ---------------------------------------------------------------- registered datasets
+
+
+def register_once(name: str, json_file, image_root, spec: KeypointSpec = COCO_PERSON) -> str:
+    """Register a COCO-format keypoint dataset under ``name`` unless it already is; returns it."""
+    from detectron2.data import DatasetCatalog
+
+    if name not in DatasetCatalog.list():
+        register_keypoint_dataset(name, str(json_file), str(image_root), spec)
+    return name
+
+
+@pytest.fixture(scope="session")
+def coco_kp_mini_dataset(coco_kp_mini) -> str:
+    """Name of the registered coco_kp_mini train2017 samples (COCO person, 17 keypoints)."""
+    json_file = coco_kp_mini / "annotations" / "person_keypoints_train2017.json"
+    return register_once("test_coco_kp_mini", json_file, coco_kp_mini / "train2017")
+
+
+@pytest.fixture(scope="session")
+def crowdpose_mini_dataset(crowdpose_mini) -> str:
+    """Name of the registered crowdpose_mini samples (``CROWDPOSE``, 14 keypoints)."""
+    json_file = crowdpose_mini / "test_crowdpose.json"
+    return register_once("test_crowdpose_mini", json_file, crowdpose_mini, CROWDPOSE)
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr or "")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter):
+    """One line counting the tests skipped because the shared test data is absent.
+
+    A wrapper around the other summaries, so that the line comes after the short test summary,
+    just above pytest's final counts.
+    """
+    yield
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if SHARED_DATA in _skip_reason(r)]
+    if not skipped:
+        return
+    folder = shared_data_dir()
+    count = f"{len(skipped)} test{'s' if len(skipped) != 1 else ''} skipped"
+    if folder.is_dir():
+        message = f"{count}: files missing from the {SHARED_DATA} at {folder}"
+    else:
+        message = f"{count}: {SHARED_DATA} not found at {folder}; set INSPOSE_TEST_DATA"
+    terminalreporter.write_sep("-", SHARED_DATA, yellow=True)
+    terminalreporter.write_line(message, yellow=True)

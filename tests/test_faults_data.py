@@ -10,7 +10,6 @@ import math
 import os
 
 import pytest
-import torch
 
 import inspose  # noqa: F401  (before detectron2)
 from detectron2.data import DatasetCatalog
@@ -39,15 +38,6 @@ def dataset(tmp_path_factory):
         settings = GeneratorSettings(image_size=(96, 128), crowd_probability=0.0)
         summary = generate_dataset(str(root), 6, 2, seed=3, settings=settings, workers=1)
         yield {"root": root, "train_json": summary["train_json"], "val_json": summary["val_json"]}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the test machine's two cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def register(json_file, image_root) -> str:

@@ -50,12 +50,8 @@ def dataset_root(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def quiet_machine(tmp_path, monkeypatch):
-    """One torch thread (two shared cores) and repaired annotations cached under tmp_path."""
+    """Repaired annotations cached under tmp_path (one torch thread: tests/conftest.py)."""
     monkeypatch.setenv("INSPOSE_CACHE", str(tmp_path / "cache"))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def register(json_file, image_root) -> str:
@@ -296,6 +292,7 @@ def _kill_after_first_checkpoint(command, env, output_dir, log, timeout=240):
     return process.returncode
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_finishes_the_schedule(dataset_root, tmp_path):
     out, env = tmp_path / "out", _environment(dataset_root, tmp_path)
     with open(tmp_path / "first.log", "w") as log:
