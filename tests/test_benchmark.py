@@ -133,6 +133,7 @@ TRAINING_LOSSES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["inspose", "keypoint_rcnn"])
 def test_training_step_in_a_subprocess_reports_losses_and_peak_memory(model):
     config = str(REPO_ROOT / TINY_CONFIG) if model == "inspose" else KEYPOINT_RCNN_CONFIG

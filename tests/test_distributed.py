@@ -264,6 +264,7 @@ def _relative_gradient_errors(reference, other):
 
 
 # ---------------------------------------------------------------- tests: the launcher
+@pytest.mark.slow
 def test_launcher_forms_one_gloo_group_with_local_ranks(job, gloo_run):
     groups = [_result(job, gloo_run, "group", r) for r in range(WORLD)]
     assert [g["world"] for g in groups] == [WORLD, WORLD]
@@ -279,6 +280,7 @@ def test_dist_url_auto_is_refused_for_several_machines():
 
 
 # ---------------------------------------------------------------- tests: losses and gradients
+@pytest.mark.slow
 def test_mean_of_process_losses_equals_single_process_losses(job, gloo_run, single_process):
     reference, _ = single_process
     per_rank = [_result(job, gloo_run, "ddp", r)["losses"] for r in range(WORLD)]
@@ -295,6 +297,7 @@ def test_mean_of_process_losses_equals_single_process_losses(job, gloo_run, sing
     assert abs(per_rank[0]["loss_kpnet"] - per_rank[1]["loss_kpnet"]) > 1e-3
 
 
+@pytest.mark.slow
 def test_gradients_after_all_reduce_equal_single_process_gradients(job, gloo_run, single_process):
     _, reference = single_process
     grads = [_result(job, gloo_run, "ddp", r)["grads"] for r in range(WORLD)]
@@ -311,6 +314,7 @@ def test_gradients_after_all_reduce_equal_single_process_gradients(job, gloo_run
     assert per_tensor[worst] <= RTOL, worst
 
 
+@pytest.mark.slow
 def test_ddp_steps_when_one_process_has_no_person(job, gloo_run):
     assert _result(job, gloo_run, "personless", 0) and _result(job, gloo_run, "personless", 1)
 
@@ -339,6 +343,7 @@ def test_every_trainable_parameter_gets_a_gradient(backbone, persons):
 
 
 # ---------------------------------------------------------------- tests: SyncBN on the CPU
+@pytest.mark.slow
 def test_sync_batchnorm_on_cpu_is_refused_with_a_clear_message(job, gloo_run):
     facts = _result(job, gloo_run, "sync_bn")
     assert not facts["torch_sync_bn_runs"], "torch runs SyncBatchNorm on the CPU now"
@@ -356,6 +361,7 @@ def _sorted_predictions(path):
     return sorted(predictions, key=lambda p: (p["image_id"], -p["score"], p["keypoints"]))
 
 
+@pytest.mark.slow
 def test_evaluation_gathers_every_process(job, gloo_run):
     two = _result(job, gloo_run, "eval")
     start, threads = time.perf_counter(), torch.get_num_threads()
@@ -428,6 +434,7 @@ def _assert_trained_and_evaluated_once(output_dir, world):
     assert (output_dir / "log.txt").read_text().count("copypaste: AP,AP50,AP75") == 1
 
 
+@pytest.mark.slow
 def test_train_net_with_two_processes(job, tmp_path):
     start = time.perf_counter()
     code, output = _finish(_train_net(job, tmp_path, "--num-gpus", "2", "--dist-url", "auto"))
@@ -436,6 +443,7 @@ def test_train_net_with_two_processes(job, tmp_path):
     _assert_trained_and_evaluated_once(tmp_path, 2)
 
 
+@pytest.mark.slow
 def test_train_net_on_two_machines(job, tmp_path):
     """Two "machines" of one process each, on this one machine (so one thread each)."""
     url = f"tcp://127.0.0.1:{find_free_port()}"

@@ -197,6 +197,7 @@ def test_width_48_is_a_config_change():
     assert tuple(trunk.state_dict()["stage2.0.fuse_layers.0.1.0.weight"].shape) == (48, 96, 1, 1)
 
 
+@pytest.mark.slow
 def test_forward_backward_on_cpu():
     torch.manual_seed(0)
     backbone = build_backbone(hrnet_cfg(norm="BN", freeze_at=2))

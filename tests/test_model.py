@@ -169,6 +169,7 @@ def test_every_config_builds(config):
     assert model.head.controller.out_channels == model.criterion.layout.num_params
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "config, extra",
     [

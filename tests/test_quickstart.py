@@ -28,6 +28,7 @@ def test_fit_schedule_scales_steps_and_warm_up_with_the_iterations():
     assert tiny.SOLVER.WARMUP_ITERS >= 1 and min(tiny.SOLVER.STEPS) >= 1
 
 
+@pytest.mark.slow
 def test_quickstart_generates_trains_evaluates_and_draws(tmp_path):
     """The whole `make demo` job at toy size: 12 + 6 images, the minimum of 20 iterations."""
     env = dict(os.environ, DETECTRON2_DATASETS=str(tmp_path / "datasets"), OMP_NUM_THREADS="2")

@@ -382,6 +382,7 @@ def test_runs_go_concurrently_one_per_gpu(fake_plan, tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- a real tiny sweep
 
 
+@pytest.mark.slow
 def test_real_tiny_sweep_end_to_end(tmp_path, monkeypatch, capsys):
     data = tmp_path / "datasets"
     settings = GeneratorSettings(image_size=(96, 128), max_persons=2)

@@ -226,6 +226,7 @@ def _tta_opts(name, output_dir):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_trainer_test_with_tta_reports_the_ten_keypoint_metrics(tiny_dataset, tmp_path):
     cfg, model = _setup(*_tta_opts(tiny_dataset, tmp_path))
     results = Trainer.test_with_TTA(cfg, model)
@@ -234,6 +235,7 @@ def test_trainer_test_with_tta_reports_the_ten_keypoint_metrics(tiny_dataset, tm
     assert (tmp_path / "inference_TTA" / tiny_dataset / "coco_instances_results.json").is_file()
 
 
+@pytest.mark.slow
 def test_train_net_eval_only_merges_the_tta_results(tiny_dataset, tmp_path):
     spec = importlib.util.spec_from_file_location("train_net", REPO_ROOT / "tools" / "train_net.py")
     train_net = importlib.util.module_from_spec(spec)
