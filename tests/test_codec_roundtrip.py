@@ -16,44 +16,25 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from inspose.config import get_inspose_cfg
-from inspose.data import COCO_PERSON, KeypointSpec, register_keypoint_dataset, validated_json_file
+from inspose.data import COCO_PERSON, validated_json_file
 from inspose.evaluation.results import keypoints_to_results
 from inspose.modeling.codec import InsPoseCodec
 from detectron2.data import DatasetCatalog
 from detectron2.structures import Boxes, BoxMode, Instances, Keypoints
 
-CROWDPOSE = KeypointSpec(
-    names=(
-        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist",
-        "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
-        "right_ankle", "head", "neck",
-    ),  # fmt: skip
-    flip_pairs=((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)),
-    skeleton=((12, 13), (13, 0), (13, 1), (0, 2), (2, 4), (1, 3), (3, 5), (0, 6), (1, 7),
-              (6, 8), (8, 10), (7, 9), (9, 11)),  # fmt: skip
-    oks_sigmas=tuple(s / 10 for s in (.79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89,
-                                      .89, .79, .79)),  # fmt: skip
-)
-
-
-def _register(name, json_file, image_root, spec):
-    if name not in DatasetCatalog.list():
-        register_keypoint_dataset(name, str(json_file), str(image_root), spec)
-    return DatasetCatalog.get(name)
+from .conftest import CROWDPOSE
 
 
 @pytest.fixture(scope="module")
-def coco_records(coco_kp_mini):
+def coco_records(coco_kp_mini, coco_kp_mini_dataset):
     json_file = coco_kp_mini / "annotations/person_keypoints_train2017.json"
-    records = _register("test_coco_kp_mini", json_file, coco_kp_mini / "train2017", COCO_PERSON)
-    return records, validated_json_file(str(json_file), 17)
+    return DatasetCatalog.get(coco_kp_mini_dataset), validated_json_file(str(json_file), 17)
 
 
 @pytest.fixture(scope="module")
-def crowdpose_records(crowdpose_mini):
+def crowdpose_records(crowdpose_mini, crowdpose_mini_dataset):
     json_file = crowdpose_mini / "test_crowdpose.json"
-    records = _register("test_crowdpose_mini", json_file, crowdpose_mini, CROWDPOSE)
-    return records, validated_json_file(str(json_file), 14)
+    return DatasetCatalog.get(crowdpose_mini_dataset), validated_json_file(str(json_file), 14)
 
 
 def _codec(num_keypoints, stride=8):

@@ -12,13 +12,14 @@ import json
 import time
 
 import pytest
-from detectron2.data import DatasetCatalog
 from detectron2.utils.env import seed_all_rng
 
-from inspose.data import COCO_PERSON, register_keypoint_dataset
 from inspose.engine import Trainer
 
+from .conftest import register_once
 from .model_utils import tiny_cfg
+
+pytestmark = pytest.mark.slow
 
 IMAGES = {535506, 463557, 30752, 84533}  # one large, well-labelled person each
 ITERATIONS = 220
@@ -36,11 +37,8 @@ def _subset(coco_kp_mini, tmp_path):
 
 @pytest.fixture(scope="module")
 def overfit_dataset(coco_kp_mini, tmp_path_factory):
-    name = "test_overfit_coco4"
-    if name not in DatasetCatalog.list():
-        json_file = _subset(coco_kp_mini, tmp_path_factory.mktemp("overfit"))
-        register_keypoint_dataset(name, str(json_file), str(coco_kp_mini / "train2017"), COCO_PERSON)
-    return name
+    json_file = _subset(coco_kp_mini, tmp_path_factory.mktemp("overfit"))
+    return register_once("test_overfit_coco4", json_file, coco_kp_mini / "train2017")
 
 
 def test_overfit_four_coco_images(overfit_dataset, tmp_path):
