@@ -53,7 +53,9 @@ def kpnet_loss_sum(
     num = params.shape[0]
     if chunk_size <= 0:
         return _loss_of_chunk(features, image_index, params, rel_x, rel_y, cells, labelled, layout), count
-    total = features.new_zeros(())
+    # 0 x params keeps the controller in the graph when there are no instances (DDP needs every
+    # parameter to get a gradient), as the unchunked computation does
+    total = 0.0 * params.sum()
     for start in range(0, num, chunk_size):  # chunks of instances, each vectorised
         part = slice(start, start + chunk_size)
         total = total + checkpoint(

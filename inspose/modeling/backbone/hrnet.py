@@ -333,7 +333,7 @@ def _apply_transition(transition: nn.ModuleList, xs: List[torch.Tensor]) -> List
 
 
 def build_hrnet_from_cfg(cfg, input_shape: Optional[ShapeSpec] = None) -> HRNet:
-    """An ``HRNet`` from the ``MODEL.HRNET`` keys (see ``hrnet_config.add_hrnet_config``)."""
+    """An ``HRNet`` from the ``MODEL.HRNET`` keys (see ``inspose.config.hrnet.add_hrnet_config``)."""
     c = cfg.MODEL.HRNET
     in_channels = input_shape.channels if input_shape is not None else len(cfg.MODEL.PIXEL_MEAN)
     return HRNet(

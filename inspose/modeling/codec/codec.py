@@ -59,7 +59,7 @@ class ImageAssignment:
 
 
 class InsPoseCodec:
-    """Encoding and decoding of InsPose's targets (see ``inspose/config.py`` for every parameter)."""
+    """Encoding and decoding of InsPose's targets (see ``inspose/config/defaults.py`` for every parameter)."""
 
     def __init__(
         self,
