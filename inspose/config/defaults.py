@@ -1,7 +1,8 @@
 """InsPose's configuration keys, added to a detectron2 config.
 
 ``add_inspose_config(cfg)`` adds every key under ``MODEL.INSPOSE`` (a comment on each), the
-``MODEL.HRNET`` keys, ``SOLVER.OPTIMIZER`` and ``TEST.BEST_CHECKPOINT_METRIC``; it changes no key
+``MODEL.HRNET`` keys, ``DATASETS.DESCRIPTIONS``, ``SOLVER.OPTIMIZER`` and
+``TEST.BEST_CHECKPOINT_METRIC``; it changes no key
 detectron2 already has. ``configs/Base-InsPose.yaml`` sets detectron2's keys the way InsPose uses
 them (``META_ARCHITECTURE "InsPose"``, the backbone, ``KEYPOINT_ON``), so a config for a model
 starts from that file (``load_config``), not from ``get_inspose_cfg()`` alone.
@@ -149,6 +150,12 @@ def add_inspose_config(cfg: CN) -> CN:
     # the mean keypoint confidence (default: ranks well-localised poses first; +3.3 AP on the
     # synthetic demo model); "cls": p alone.
     _C.INSTANCE_SCORE = "cls_x_keypoints"
+
+    # Dataset description files (YAML; datasets/README.md, "Your own dataset"), registered by
+    # load_config before anything is built. A path written in a config file is relative to that
+    # file (the file of the _BASE_ chain that sets this key), one given on the command line to the
+    # working directory; load_config stores them back as absolute paths.
+    cfg.DATASETS.DESCRIPTIONS = []
 
     # "SGD" (detectron2's, the paper's) or "AdamW" (same parameter groups, lr and weight decay).
     cfg.SOLVER.OPTIMIZER = "SGD"

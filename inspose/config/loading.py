@@ -2,7 +2,9 @@
 
 ``load_config(path, opts)`` merges the file (and its ``_BASE_`` chain) and the overrides into
 ``get_inspose_cfg()``. A key that does not exist is reported with the file of the chain (or the
-override) that sets it and its close matches; a value of the wrong type names its key.
+override) that sets it and its close matches; a value of the wrong type names its key. The dataset
+descriptions of ``DATASETS.DESCRIPTIONS`` are registered right after merging (``descriptions.py``),
+so every tool that loads a config sees their datasets.
 """
 import difflib
 import os
@@ -12,6 +14,7 @@ import yaml
 from detectron2.config import CfgNode as CN
 
 from .defaults import get_inspose_cfg
+from .descriptions import absolute_description_paths, register_config_descriptions, setting_folder
 from .errors import ConfigError
 
 __all__ = ["all_keys", "load_config"]
@@ -108,7 +111,8 @@ def load_config(config_file: Optional[str] = None, opts: Sequence[str] = ()) -> 
     Raises:
         ConfigError: for a missing file; naming the unknown key (and the file of the ``_BASE_``
             chain or the override that sets it) with its close matches; for a value of the wrong
-            type, naming the key.
+            type, naming the key; ``DescriptionError`` for a dataset description that cannot be
+            registered, naming its file and field.
     """
     cfg = get_inspose_cfg()
     if config_file:
@@ -121,6 +125,7 @@ def load_config(config_file: Optional[str] = None, opts: Sequence[str] = ()) -> 
             if converted is None:
                 raise
             raise converted from None
+        absolute_description_paths(cfg, setting_folder(config_file, _file_setting))
     if opts:
         try:
             cfg.merge_from_list(list(opts))
@@ -129,4 +134,6 @@ def load_config(config_file: Optional[str] = None, opts: Sequence[str] = ()) -> 
             if converted is None:
                 raise
             raise converted from None
+        absolute_description_paths(cfg, None)  # overridden paths: from the working directory
+    register_config_descriptions(cfg)
     return cfg
