@@ -14,6 +14,7 @@ from detectron2.utils.logger import setup_logger
 
 from ..checkpoint import InsPoseCheckpointer
 from ..config import load_config
+from .dataset_names import check_datasets_registered
 from .trainer import Trainer
 
 __all__ = ["build_model_with_weights", "resolve_device", "setup_cfg", "setup_loggers"]
@@ -34,8 +35,14 @@ def setup_cfg(args, *, extra_opts: Sequence[str] = (), default_setup_fn=default_
 
     CUDA falls back to the CPU where there is none. ``default_setup_fn(cfg, args)`` follows
     (detectron2's ``default_setup``: logging, output folder, config dump, seeds); None skips it.
+
+    Raises:
+        ConfigError: the config cannot be loaded, or ``UnknownDatasetError`` (a ``ConfigError``):
+            a name of DATASETS.TRAIN / TEST is not registered (checked after ``load_config``, which
+            registers the config's dataset descriptions), before any model is built.
     """
     cfg = load_config(args.config_file, [*extra_opts, *(args.opts or [])])
+    check_datasets_registered(cfg)
     resolve_device(cfg)
     cfg.freeze()
     if default_setup_fn is not None:

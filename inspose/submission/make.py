@@ -25,6 +25,7 @@ from ..data.builtin import COCO_TEST_DEV
 from ..data.checks import check_datasets_match_config
 from ..engine import Trainer, build_model_with_weights, setup_cfg, setup_loggers
 from ..engine.launch import launch
+from ..engine.weights import UntrainedWeightsError, check_trained_weights
 from ..evaluation.results import instances_to_keypoint_results
 from .files import SubmissionError, validate_submission, write_submission
 
@@ -39,7 +40,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("inspose.submission")
-EXPECTED_ERRORS = (SubmissionError, ImageReadError, KeypointCountError, ConfigError, FileNotFoundError)
+EXPECTED_ERRORS = (
+    SubmissionError, ImageReadError, KeypointCountError, ConfigError, FileNotFoundError, UntrainedWeightsError
+)  # fmt: skip
 
 
 @dataclass
@@ -108,11 +111,8 @@ def submission_dataset(cfg, image_info: Optional[str], image_root: Optional[str]
 
 
 def _load_model(cfg):
-    weights = cfg.MODEL.WEIGHTS
-    if not weights:
-        raise SubmissionError("MODEL.WEIGHTS is empty: a submission needs trained weights")
-    if "://" not in weights and not os.path.isfile(weights):
-        raise SubmissionError(f"MODEL.WEIGHTS {weights} does not exist")
+    """The model with trained weights (``check_trained_weights``: a submission never runs untrained)."""
+    check_trained_weights(cfg.MODEL.WEIGHTS, flag=None)
     return build_model_with_weights(cfg)
 
 
