@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from .data.keypoint_spec import SIDE_COLORS, side_of
+from .label_layout import place_labels
 
 __all__ = ["PoseStyle", "draw_poses", "side_color_bgr"]
 
@@ -82,14 +83,31 @@ def _draw_person(canvas, keypoints, visible, style: PoseStyle, radius: int, thic
         cv2.circle(canvas, _pixel(keypoints[i]), radius, side_color_bgr(style.side(i)), -1, cv2.LINE_AA)
 
 
-def _draw_score(canvas, score: float, anchor: Tuple[int, int], scale: float) -> None:
-    """White score text with a dark outline, just above ``anchor`` (x, y), kept inside the image."""
-    text = f"{score:.2f}"
-    (width, height), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    x = int(np.clip(anchor[0], 0, max(0, canvas.shape[1] - width)))
-    y = int(np.clip(anchor[1] - 4, height, canvas.shape[0] - 1))
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def _label_size(text: str, scale: float) -> Tuple[int, int]:
+    """(width, height) in pixels of a label, its outline and baseline included."""
+    (width, height), baseline = cv2.getTextSize(text, _FONT, scale, 1)
+    return width + 2, height + baseline + 2
+
+
+def _draw_label(canvas, text: str, box, scale: float) -> None:
+    """White text with a dark outline in ``box`` (x0, y0, x1, y1)."""
+    _, baseline = cv2.getTextSize(text, _FONT, scale, 1)
+    origin = (int(box[0]) + 1, int(box[3]) - baseline - 1)
     for color, weight in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-        cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, color, weight, cv2.LINE_AA)
+        cv2.putText(canvas, text, origin, _FONT, scale, color, weight, cv2.LINE_AA)
+
+
+def _draw_scores(canvas, labels, scale: float) -> None:
+    """``labels``: (score, (x, y) of the person's top-left visible keypoint), best first. Each
+    label goes just above its person, moved where it would cover an earlier one."""
+    texts = [f"{score:.2f}" for score, _ in labels]
+    sizes = [_label_size(t, scale) for t in texts]
+    anchors = [(x, y - h - 2) for (_, (x, y)), (_, h) in zip(labels, sizes)]
+    for text, box in zip(texts, place_labels(anchors, sizes, canvas.shape[:2])):
+        _draw_label(canvas, text, box, scale)
 
 
 def draw_poses(
@@ -116,13 +134,15 @@ def draw_poses(
     radius = radius or max(2, int(round(min(canvas.shape[:2]) / 150)))
     thickness = max(1, radius // 2)
     font_scale = max(0.35, min(canvas.shape[:2]) / 900)
+    labels = []
     for n in np.argsort(np.asarray(scores, dtype=np.float64), kind="stable"):  # best drawn last
         visible = (keypoints[n, :, 2] >= keypoint_threshold) & np.isfinite(keypoints[n, :, :2]).all(1)
         if not visible.any():
             continue
         _draw_person(canvas, keypoints[n], visible, style, radius, thickness)
-        if show_scores:
-            points = keypoints[n, visible, :2]
-            anchor = _pixel(np.array([points[:, 0].min(), points[:, 1].min()]))
-            _draw_score(canvas, float(scores[n]), (anchor[0], anchor[1] - radius), font_scale)
+        points = keypoints[n, visible, :2]
+        anchor = _pixel(np.array([points[:, 0].min(), points[:, 1].min()]))
+        labels.append((float(scores[n]), (anchor[0], anchor[1] - radius)))
+    if show_scores:
+        _draw_scores(canvas, labels[::-1], font_scale)  # the best person's label placed first
     return canvas

@@ -1,17 +1,19 @@
-"""The demo's model: a detectron2 ``DefaultPredictor`` with InsPose's weights, its drawing style,
-and one picture in, the picture with its poses drawn out."""
+"""The demo's model: a detectron2 ``DefaultPredictor`` with InsPose's weights (or an exported ONNX
+file), its drawing style, and one picture in, the picture with its poses drawn out."""
 from typing import Optional, Tuple
 
 import numpy as np
 from detectron2.data import MetadataCatalog
 from detectron2.data import transforms as T
 from detectron2.engine import DefaultPredictor
-from detectron2.structures import Instances
 
+from ..data.keypoint_spec import side_of
+from ..deploy.runtime import Poses
 from ..engine import build_model_with_weights
 from ..visualization import PoseStyle, draw_poses
+from .poses import as_poses
 
-__all__ = ["PosePredictor", "annotate", "pose_style"]
+__all__ = ["PosePredictor", "annotate", "export_style", "pose_style"]
 
 
 class PosePredictor(DefaultPredictor):
@@ -39,11 +41,17 @@ def pose_style(cfg, dataset: Optional[str]) -> PoseStyle:
     return style
 
 
-def annotate(
-    predictor, style: PoseStyle, image_bgr: np.ndarray, keypoint_threshold: float
-) -> Tuple[np.ndarray, Instances]:
-    """(the (H, W, 3) picture with the poses drawn, the model's Instances on the CPU)."""
-    instances = predictor(image_bgr)["instances"].to("cpu")
-    keypoints, scores = instances.pred_keypoints.numpy(), instances.scores.numpy()
-    drawn = draw_poses(image_bgr, keypoints, scores, style, keypoint_threshold)
-    return drawn, instances
+def export_style(metadata: dict) -> PoseStyle:
+    """The drawing style of an exported model's metadata (keypoint_names, flip_pairs, skeleton as
+    index pairs), for ``--backend onnxruntime``."""
+    names = list(metadata["keypoint_names"])
+    flips = [tuple(p) for p in metadata.get("flip_pairs", [])]
+    links = tuple((int(a), int(b)) for a, b in metadata.get("skeleton", []))
+    return PoseStyle(tuple(side_of(i, names, flips) for i in range(len(names))), links)
+
+
+def annotate(predictor, style: PoseStyle, image_bgr: np.ndarray, keypoint_threshold: float) -> Tuple[np.ndarray, Poses]:
+    """(the (H, W, 3) picture with the poses drawn, the ``Poses``) of a predictor's output."""
+    poses = as_poses(predictor(image_bgr))
+    drawn = draw_poses(image_bgr, poses.keypoints, poses.scores, style, keypoint_threshold)
+    return drawn, poses

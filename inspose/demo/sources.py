@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import tqdm
 
-from ..evaluation.results import instances_to_keypoint_results
 from ..visualization import PoseStyle
 from .inputs import expand_inputs, image_id_of, picture_outputs, read_picture, video_output
+from .poses import pose_records
 from .predictor import annotate
 
 __all__ = ["check_display", "run_pictures", "run_video", "run_webcam", "show", "write_results"]
@@ -35,6 +35,7 @@ def check_display() -> None:
 
 def write_results(records: List[Dict], folder: str) -> str:
     """Write COCO keypoint results records to ``folder``/results.json; return its path."""
+    os.makedirs(folder or ".", exist_ok=True)
     path = os.path.join(folder or ".", "results.json")
     with open(path, "w") as f:
         json.dump(records, f)
@@ -45,17 +46,20 @@ def run_pictures(
     predictor, style: PoseStyle, inputs: List[str], output: Optional[str], keypoint_threshold: float
 ) -> Dict:
     """Draw every picture of ``inputs`` (files, globs, folders); write them and results.json under
-    ``output``, or show them one by one (no ``output``). Returns {"pictures", "results"} paths."""
+    ``output``, or show them one by one (no ``output``). Unreadable pictures are skipped with a
+    warning; when none could be read the run stops (SystemExit, non-zero). Returns {"pictures",
+    "results"} paths."""
     paths = expand_inputs(inputs)
     targets = picture_outputs(paths, output) if output else [None] * len(paths)
-    records, written = [], []
+    records, written, read = [], [], 0
     jobs = tqdm.tqdm(list(zip(paths, targets)), unit="picture", disable=len(paths) == 1)
     for index, (path, target) in enumerate(jobs):
         image = read_picture(path)
         if image is None:
             continue
-        drawn, instances = annotate(predictor, style, image, keypoint_threshold)
-        for record in instances_to_keypoint_results(instances, image_id_of(path, index)):
+        read += 1
+        drawn, poses = annotate(predictor, style, image, keypoint_threshold)
+        for record in pose_records(poses, image_id_of(path, index)):
             records.append({**record, "file_name": path})
         if target is None:
             if not show(drawn, wait_ms=0):
@@ -65,6 +69,8 @@ def run_pictures(
         if not cv2.imwrite(target, drawn):
             raise SystemExit(f"cannot write {target}")
         written.append(target)
+    if read == 0:
+        raise SystemExit(f"none of the {len(paths)} inputs could be read as a picture")
     if not output:
         return {"pictures": [], "results": None}
     results = write_results(records, os.path.dirname(targets[0]))
