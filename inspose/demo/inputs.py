@@ -5,8 +5,10 @@ import logging
 import os
 from typing import List, Optional
 
+import cv2
 import numpy as np
 from detectron2.data import detection_utils as utils
+from PIL import Image
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -67,11 +69,29 @@ def image_id_of(path: str, index: int) -> int:
     return int(stem) if stem.isdigit() else index
 
 
+def _is_deep_grey(path: str) -> bool:
+    """Whether Pillow opens ``path`` as a 16 / 32-bit greyscale picture (which its RGB conversion
+    would saturate to white)."""
+    with Image.open(path) as image:
+        return image.mode.startswith("I")
+
+
+def _read_deep_grey(path: str) -> np.ndarray:
+    """A 16-bit (or 32-bit) greyscale picture as (H, W, 3) uint8 BGR, its range scaled to 8 bits."""
+    pixels = cv2.imread(path, cv2.IMREAD_UNCHANGED).astype(np.float64)
+    scale = 255.0 / 65535.0 if pixels.max() <= 65535 else 255.0 / max(1.0, pixels.max())
+    grey = np.clip(pixels * scale + 0.5, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+
+
 def read_picture(path: str) -> Optional[np.ndarray]:
-    """(H, W, 3) BGR picture, or None (logged) when it cannot be read."""
+    """(H, W, 3) uint8 BGR picture (EXIF rotation applied; greyscale, RGBA and 16-bit converted),
+    or None (logged) when it cannot be read."""
     try:
+        if _is_deep_grey(path):
+            return _read_deep_grey(path)
         return utils.read_image(path, format="BGR")
-    except (OSError, ValueError, SyntaxError) as error:
+    except (OSError, ValueError, SyntaxError, AttributeError, cv2.error) as error:
         logger.warning("skipping %s: cannot read it (%s)", path, error)
         return None
 
