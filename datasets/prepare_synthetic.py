@@ -9,8 +9,9 @@ Harder data, e.g.:
     .venv/bin/python datasets/prepare_synthetic.py --out /tmp/synthetic_hard --num-train 2000 \
         --num-val 500 --hard            # or pick flags: --max-persons 8 --min-person-height 0.1 ...
 
-Writes OUT/annotations/person_keypoints_{train,val}.json and OUT/{train,val}/*.jpg; the same seed
-and settings give byte-identical files. ``--preview PATH`` also saves a picture of the first train
+Writes OUT/annotations/person_keypoints_{train,val}.json and OUT/{train,val}/*.jpg, and the
+dataset description OUT/synthetic.yaml (splits NAME_train and NAME_val, ``--name``), then prints the
+command that trains on it; the same seed and settings give byte-identical files. ``--preview PATH`` also saves a picture of the first train
 images with their ground truth drawn on them.
 """
 
@@ -28,6 +29,11 @@ except ImportError:  # not installed with `pip install -e .`: use this checkout
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from inspose.data.synthetic.description import (  # noqa: E402
+    default_prefix,
+    train_command,
+    write_description,
+)
 from inspose.data.synthetic import (
     GeneratorSettings,
     draw_ground_truth,
@@ -42,6 +48,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--name",
+        help="prefix of the split names in OUT/synthetic.yaml (default: synthetic_keypoints for "
+        "$DETECTRON2_DATASETS/synthetic, else synthetic_<OUT's folder name>)",
+    )
     parser.add_argument("--num-train", type=int, required=True)
     parser.add_argument("--num-val", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
@@ -149,6 +160,11 @@ def main(argv=None) -> None:
     )
     if args.preview:
         save_preview(args.preview, args.seed, settings)
+    prefix = args.name or default_prefix(args.out)
+    description = write_description(args.out, prefix)
+    print(f"wrote {description} (datasets {prefix}_train, {prefix}_val)")
+    print("train on it (from the repository root):")
+    print(f"  {train_command(description, prefix)}")
 
 
 if __name__ == "__main__":

@@ -32,8 +32,7 @@ def setting_folder(config_file: str, file_setting: Callable[[str, str], Optional
 def register_config_descriptions(cfg: CN) -> None:
     """Register the datasets of every description of DATASETS.DESCRIPTIONS.
 
-    The splits the config trains or tests on must have their files now; the others are checked
-    when first loaded.
+    Only the descriptions are read: a split's files are looked for when it is first loaded.
 
     Raises:
         DescriptionError: naming the description file and field (a ``ConfigError``).
@@ -42,5 +41,4 @@ def register_config_descriptions(cfg: CN) -> None:
         return
     from ..data.description_registry import register_description_files  # the data package is heavy
 
-    used = [*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST]
-    register_description_files(cfg.DATASETS.DESCRIPTIONS, required=used)
+    register_description_files(cfg.DATASETS.DESCRIPTIONS)

@@ -96,18 +96,27 @@ def _conflict(description: DatasetDescription, split: SplitDescription) -> Optio
     )
 
 
-def register_description(description: DatasetDescription, required: Sequence[str] = ()) -> None:
+def _checked_loader(description: DatasetDescription, split: SplitDescription):
+    """The catalog's loader of ``split``, first checking that its files exist (naming the field)."""
+    load = DatasetCatalog[split.name]
+
+    def checked():
+        check_split_files(description, [split.name])
+        return load()
+
+    return checked
+
+
+def register_description(description: DatasetDescription) -> None:
     """Register every split of ``description`` (a no-op for a split registered identically).
 
-    Args:
-        required: names whose JSON file and image folder must exist now (a config's datasets);
-            the other splits' files are looked for when they are first loaded.
+    Nothing is read but the description: a split's files are looked for when it is first loaded
+    (a ``DescriptionError`` naming the description file and the field when one is missing), so a
+    config loads, and a model builds, without the data.
 
     Raises:
         DatasetConflictError: a name registered with other files or metadata, naming both sources.
-        DescriptionError: a required split's file is missing, naming the file and field.
     """
-    check_split_files(description, required)
     for split in description.splits:
         if split.name in DatasetCatalog.list():
             message = _conflict(description, split)
@@ -115,14 +124,17 @@ def register_description(description: DatasetDescription, required: Sequence[str
                 raise DatasetConflictError(message)
             continue
         register_keypoint_dataset(split.name, split.json_file, split.image_root, description.spec)
+        loader = _checked_loader(description, split)
+        DatasetCatalog.remove(split.name)
+        DatasetCatalog.register(split.name, loader)
         MetadataCatalog.get(split.name).set(**description_metadata(description))
         _RECORD[split.name] = (description.path, split.field, split, description.spec)
 
 
-def register_description_files(paths: Sequence[str], required: Sequence[str] = ()) -> None:
-    """``register_description(load_description(p), required)`` for every path of ``paths``."""
+def register_description_files(paths: Sequence[str]) -> None:
+    """``register_description(load_description(p))`` for every path of ``paths``."""
     for path in paths:
-        register_description(load_description(path), required)
+        register_description(load_description(path))
 
 
 def unregister(name: str) -> None:

@@ -4,8 +4,11 @@ A thin subclass of detectron2's ``COCOEvaluator`` (pycocotools' COCOeval underne
 the keypoint task only, takes ``keypoint_oks_sigmas`` from the dataset's metadata (nothing assumes
 17 keypoints), evaluates against the validated / repaired annotation file, uses the exact
 (non-"fast") implementation when detectron2's compiled ops are absent, and reports the five AR
-numbers beside the five AP numbers (detectron2 v0.6 reports AP only).
+numbers beside the five AP numbers (detectron2 v0.6 reports AP only). A dataset whose description
+says ``evaluation: crowdpose`` also gets CrowdPose's protocol (``crowdpose.py``: ``crowdpose_AP``,
+``crowdpose_APeasy``, ...) when xtcocotools is installed.
 """
+import itertools
 import logging
 
 from detectron2.data import MetadataCatalog
@@ -14,6 +17,7 @@ from detectron2.utils.logger import create_small_table
 
 from ..compat import HAS_COMPILED_OPS
 from ..data.register import evaluation_json_file
+from . import crowdpose
 
 __all__ = ["KeypointEvaluator", "KEYPOINT_METRICS"]
 
@@ -48,6 +52,26 @@ class KeypointEvaluator(COCOEvaluator):
             use_fast_impl=HAS_COMPILED_OPS,
             kpt_oks_sigmas=oks_sigmas_of(dataset_name),
         )
+
+    def _eval_predictions(self, predictions, img_ids=None):
+        """COCO's evaluation, then CrowdPose's for a dataset that asks for it."""
+        super()._eval_predictions(predictions, img_ids=img_ids)
+        if getattr(self._metadata, "keypoint_evaluation", "coco") != "crowdpose":
+            return
+        if not crowdpose.available():
+            logger.warning(
+                "%s: CrowdPose's protocol (AP easy / medium / hard) needs xtcocotools (%s); the AP "
+                "above is pycocotools' COCO AP, not comparable with published CrowdPose tables",
+                self._metadata.name, crowdpose.INSTALL,
+            )  # fmt: skip
+            return
+        results = list(itertools.chain(*[x["instances"] for x in predictions]))  # dataset ids now
+        if results and "keypoints" in self._results:
+            metrics = crowdpose.crowdpose_metrics(
+                self._metadata.json_file, results, self._kpt_oks_sigmas
+            )
+            self._results["keypoints"].update(metrics)
+            self._logger.info("CrowdPose protocol:\n" + create_small_table(metrics))
 
     def _derive_coco_results(self, coco_eval, iou_type, class_names=None):
         results = super()._derive_coco_results(coco_eval, iou_type, class_names=None)
