@@ -8,14 +8,21 @@ before detectron2 (``inspose/__init__.py`` does that first). Two things are done
    rotated-box ops that InsPose never uses; any attempt to use a real op raises a clear error.
 2. Pillow >= 10 removed ``Image.LINEAR``, which detectron2 v0.6 uses as a default argument at import
    time; it is aliased to ``Image.BILINEAR`` (the same filter).
+
+It also silences two known third-party notices that our imports trigger and that say nothing about
+the run, scoped to their exact messages: torch's ``torch.jit.script`` deprecation FutureWarning
+(fvcore and detectron2 script functions at import time) and torch's "No CUDA runtime is found,
+using CUDA_HOME=..." log line (detectron2's environment report imports torch.utils.cpp_extension).
 """
 import importlib.util
+import logging
 import sys
 import types
+import warnings
 
 from PIL import Image
 
-__all__ = ["HAS_COMPILED_OPS"]
+__all__ = ["HAS_COMPILED_OPS", "KNOWN_NOISE_FILTER", "silence_known_noise"]
 
 
 _NOT_COMPILED = "not compiled (inspose placeholder for detectron2._C)"
@@ -60,3 +67,28 @@ if not HAS_COMPILED_OPS:
 
 if not hasattr(Image, "LINEAR"):
     Image.LINEAR = Image.BILINEAR
+
+
+class _DropMessages(logging.Filter):
+    """Drops log records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, prefixes):
+        super().__init__()
+        self.prefixes = tuple(prefixes)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+KNOWN_NOISE_FILTER = _DropMessages(["No CUDA runtime is found, using CUDA_HOME"])
+
+
+def silence_known_noise() -> None:
+    """The filters of the module doc (idempotent)."""
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    cpp_extension_logger = logging.getLogger("torch.utils.cpp_extension")
+    if KNOWN_NOISE_FILTER not in cpp_extension_logger.filters:
+        cpp_extension_logger.addFilter(KNOWN_NOISE_FILTER)
+
+
+silence_known_noise()

@@ -14,11 +14,12 @@ import json
 import sys
 from pathlib import Path
 
-import inspose  # noqa: F401  (first: makes detectron2 importable, registers the model)
-from inspose.benchmark.flops import RATE_CONV_SHAPE
-from inspose.benchmark.keypoint_rcnn import KEYPOINT_RCNN_CONFIG
-from inspose.benchmark.runner import BenchmarkOptions, parse_ints, run_benchmark
-from inspose.benchmark.tables import render_report
+RATE_CONV_SHAPE = (1, 256, 200, 304)  # inspose.benchmark.flops.RATE_CONV_SHAPE (no torch for --help)
+
+
+def parse_ints(text: str):
+    """ "1,10,50" -> [1, 10, 50]."""
+    return [int(v) for v in text.replace(" ", "").split(",") if v]
 
 
 def _size(text: str):
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config-file", required=True, help="InsPose config (YAML)")
     p.add_argument(
         "--keypoint-rcnn-config",
-        default=KEYPOINT_RCNN_CONFIG,
+        default=None,
         help="detectron2 Keypoint R-CNN config (default: the model-zoo R-50-FPN 3x recipe)",
     )
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -72,17 +73,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-train", action="store_true", help="skip the training step")
     p.add_argument("--skip-flops", action="store_true", help="skip params, FLOPs, FLOP floors")
     p.add_argument("--skip-kpnet", action="store_true", help="skip the KP-Net table")
+    p.add_argument(
+        "--export",
+        action="store_true",
+        help="also export the model per persons value and time ONNX Runtime and torch.export (CPU)",
+    )
     p.add_argument("--output", help="JSON file to write")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="InsPose config overrides: KEY VALUE ...")
     return p
 
 
-def options_from_args(args: argparse.Namespace) -> BenchmarkOptions:
+def options_from_args(args: argparse.Namespace):
+    """``BenchmarkOptions`` of the command line (imports torch and detectron2)."""
+    import inspose  # noqa: F401  (first: makes detectron2 importable, registers the model)
+    from inspose.benchmark.keypoint_rcnn import KEYPOINT_RCNN_CONFIG
+    from inspose.benchmark.runner import BenchmarkOptions
+
     if len(args.rate_shape) != 4:
         raise SystemExit("--rate-shape takes four integers N,C,H,W")
     return BenchmarkOptions(
         config_file=args.config_file,
-        keypoint_rcnn_config=args.keypoint_rcnn_config,
+        keypoint_rcnn_config=args.keypoint_rcnn_config or KEYPOINT_RCNN_CONFIG,
         opts=list(args.opts),
         device=args.device,
         persons=args.persons,
@@ -96,12 +107,17 @@ def options_from_args(args: argparse.Namespace) -> BenchmarkOptions:
         skip_train=args.skip_train,
         skip_flops=args.skip_flops,
         skip_kpnet=args.skip_kpnet,
+        export=args.export,
     )
 
 
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
-    report = run_benchmark(options_from_args(args))
+    options = options_from_args(args)
+    from inspose.benchmark.runner import run_benchmark
+    from inspose.benchmark.tables import render_report
+
+    report = run_benchmark(options)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(report, indent=2) + "\n")

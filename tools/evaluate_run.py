@@ -13,10 +13,7 @@ is ``inspose.sweep.run.evaluate_run``.
 import argparse
 import sys
 
-import inspose  # noqa: F401  (first: compat shim, registrations)
-from inspose.engine import setup_cfg
-from inspose.sweep.results import FINAL_METRICS_FILE
-from inspose.sweep.run import evaluate_run
+FINAL_METRICS_FILE = "final_metrics.json"  # inspose.sweep.results.FINAL_METRICS_FILE (no torch for --help)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -31,7 +28,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    evaluate_run(setup_cfg(args, default_setup_fn=None), args.output)
+    import inspose  # noqa: F401  (first: compat shim, registrations)
+    from inspose.engine import setup_cfg
+    from inspose.engine.user_errors import exit_on_user_error
+    from inspose.sweep.run import evaluate_run
+
+    exit_on_user_error("evaluate_run", lambda: evaluate_run(setup_cfg(args, default_setup_fn=None), args.output))
     return 0
 
 

@@ -18,9 +18,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import inspose  # noqa: F401  (first: compat shim, then detectron2 registrations)
-from inspose.submission import run_submission
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -42,7 +39,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     """0 when the submission was written; 1 with an error message on a known failure."""
-    return run_submission(parse_args(argv))
+    args = parse_args(argv)
+    import inspose  # noqa: F401  (first: compat shim, then detectron2 registrations)
+    from inspose.submission import run_submission
+
+    return run_submission(args)
 
 
 if __name__ == "__main__":

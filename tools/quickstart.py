@@ -15,8 +15,7 @@ The logic is ``inspose.quickstart``; this file is the command line.
 import argparse
 import sys
 
-import inspose  # noqa: F401  (first: makes detectron2 importable, registers model and datasets)
-from inspose.quickstart import DEMO_CONFIG, QuickstartOptions, run_quickstart
+DEMO_CONFIG = "configs/synthetic/InsPose_R_18_synthetic_demo.yaml"  # inspose.quickstart.DEMO_CONFIG
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,7 +31,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    run_quickstart(QuickstartOptions(**vars(parse_args(argv))))
+    args = parse_args(argv)
+    import inspose  # noqa: F401  (first: makes detectron2 importable, registers model and datasets)
+    from inspose.engine.user_errors import exit_on_user_error
+    from inspose.quickstart import QuickstartOptions, run_quickstart
+
+    exit_on_user_error("quickstart", lambda: run_quickstart(QuickstartOptions(**vars(args))))
     return 0
 
 

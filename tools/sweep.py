@@ -18,11 +18,6 @@ import os
 import subprocess
 import sys
 
-import inspose  # noqa: F401  (first: compat shim, then detectron2 registrations)
-from inspose.config import ConfigError
-from inspose.sweep.plan import GridError, plan_sweep
-from inspose.sweep.run import run_sweep, sweep_logging
-
 logger = logging.getLogger("inspose.sweep")
 
 
@@ -52,6 +47,11 @@ def print_dry_run(plan, runs) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    import inspose  # noqa: F401  (first: compat shim, then detectron2 registrations)
+    from inspose.config import ConfigError
+    from inspose.sweep.plan import GridError, plan_sweep
+    from inspose.sweep.run import run_sweep, sweep_logging
+
     with sweep_logging("" if args.dry_run else os.path.abspath(args.output_root)):
         try:
             plan, runs = plan_sweep(args.config_file, args.grid, args.output_root, args.opts, args.num_gpus)

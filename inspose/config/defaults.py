@@ -162,6 +162,12 @@ def add_inspose_config(cfg: CN) -> CN:
     add_hrnet_config(cfg)
     # Metric by which periodic evaluation (TEST.EVAL_PERIOD > 0) keeps model_best.pth.
     cfg.TEST.BEST_CHECKPOINT_METRIC = "keypoints/AP"
+    # Training progress lines (losses, ETA; also metrics.json and TensorBoard): every LOG.PERIOD
+    # iterations, and LOG.PERIOD_SECONDS after the previous line when that comes first (0: by
+    # iteration only), so a slow CPU run shows its first ETA within the first minute.
+    cfg.LOG = CN()
+    cfg.LOG.PERIOD = 20
+    cfg.LOG.PERIOD_SECONDS = 30.0
     return cfg
 
 

@@ -6,6 +6,8 @@ What differs from ``DefaultTrainer``:
 - evaluation: ``KeypointEvaluator`` (OKS sigmas from metadata, AP and AR), and with periodic
   evaluation a ``model_best.pth`` kept by ``TEST.BEST_CHECKPOINT_METRIC``;
 - checkpoints: ``InsPoseCheckpointer`` (torchvision / HRNet ImageNet weights, atomic saves);
+- logging: the model printout goes to OUTPUT_DIR/log.txt only (not the console), and progress lines
+  come every LOG.PERIOD iterations or LOG.PERIOD_SECONDS seconds (``TimedPeriodicWriter``);
 - the model is wrapped for data parallelism with ``device_ids=None`` on the CPU (gloo), which
   detectron2 v0.6's ``DefaultTrainer.__init__`` cannot do, and AMP is used on CUDA only.
 """
@@ -24,6 +26,7 @@ from detectron2.data import (
 from detectron2.data.samplers import TrainingSampler
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase, hooks
 from detectron2.engine.defaults import create_ddp_model
+from detectron2.modeling import build_model
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
@@ -33,8 +36,10 @@ from ..data.skipping_dataset import SkippingMapDataset
 from ..data.checks import check_datasets_match_config
 from ..evaluation import KeypointEvaluator
 from ..modeling.tta import InsPoseWithTTA
+from .file_log import log_to_files_only
 from .hooks import LossGuard
 from .optimizer import build_optimizer
+from .timed_writer import TimedPeriodicWriter
 
 __all__ = ["Trainer", "wrap_data_parallel", "check_sync_batchnorm"]
 
@@ -95,6 +100,13 @@ class Trainer(DefaultTrainer):
         self.register_hooks(self.build_hooks())
 
     @classmethod
+    def build_model(cls, cfg):
+        """detectron2's ``build_model``; the printout goes to the log files, not the console."""
+        model = build_model(cfg)
+        log_to_files_only(logging.getLogger("detectron2.engine.defaults"), "Model:\n%s", model)
+        return model
+
+    @classmethod
     def build_optimizer(cls, cfg, model):
         return build_optimizer(cfg, model)
 
@@ -149,7 +161,7 @@ class Trainer(DefaultTrainer):
         return OrderedDict((f"{key}_TTA", value) for key, value in results.items())
 
     def build_hooks(self):
-        hook_list = [LossGuard(self.checkpointer)] + super().build_hooks()
+        hook_list = [LossGuard(self.checkpointer)] + [self._timed(h) for h in super().build_hooks()]
         if self.cfg.TEST.EVAL_PERIOD > 0 and comm.is_main_process():
             best = hooks.BestCheckpointer(
                 self.cfg.TEST.EVAL_PERIOD, self.checkpointer, self.cfg.TEST.BEST_CHECKPOINT_METRIC
@@ -160,3 +172,9 @@ class Trainer(DefaultTrainer):
             )
             hook_list.insert(writer_at, best)
         return hook_list
+
+    def _timed(self, hook):
+        """``hook``, or a ``TimedPeriodicWriter`` with LOG.* for detectron2's ``PeriodicWriter``."""
+        if type(hook) is not hooks.PeriodicWriter:
+            return hook
+        return TimedPeriodicWriter(hook._writers, self.cfg.LOG.PERIOD, self.cfg.LOG.PERIOD_SECONDS)
