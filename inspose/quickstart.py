@@ -8,7 +8,9 @@ predictions on a few val images into OUTPUT_DIR/examples/.
 
 The schedule: a few timed training steps measure this machine's seconds per iteration; MAX_ITER is
 then what fits in the budget (never more than the config's MAX_ITER) and the learning-rate steps
-and warm-up scale with it, so a faster machine trains longer within the same minutes.
+and warm-up scale with it, so a faster machine trains longer within the same minutes. While
+training, the pace of every 200 iterations re-estimates the end (``inspose.engine.budget``), so a
+machine that runs slower than the first steps still ends training within the budget.
 """
 import logging
 import os
@@ -24,6 +26,7 @@ from detectron2.utils.events import EventStorage
 from .data.builtin import SYNTHETIC_SPLITS
 from .data.synthetic import GeneratorSettings, generate_dataset
 from .engine import Trainer, setup_cfg, setup_loggers
+from .engine.budget import BudgetedTrainer, BudgetHook, fit_schedule
 from .evaluation import KEYPOINT_METRICS
 
 __all__ = [
@@ -77,20 +80,9 @@ def seconds_per_iteration(cfg, steps: int = 10, warmup: int = 5) -> float:
     return sum(times) / len(times)
 
 
-def fit_schedule(cfg, iterations: int):
-    """A copy of ``cfg`` with MAX_ITER = ``iterations`` and STEPS / warm-up scaled to it."""
-    cfg = cfg.clone()
-    cfg.defrost()
-    scale = iterations / cfg.SOLVER.MAX_ITER
-    cfg.SOLVER.STEPS = tuple(max(1, int(s * scale)) for s in cfg.SOLVER.STEPS)
-    cfg.SOLVER.WARMUP_ITERS = max(1, int(cfg.SOLVER.WARMUP_ITERS * min(1.0, scale)))
-    cfg.SOLVER.MAX_ITER = iterations
-    cfg.freeze()
-    return cfg
-
-
-def train_within_budget(cfg, budget_seconds: float, safety: float = 0.95) -> Trainer:
-    """Train with as many iterations as fit in ``budget_seconds`` (at most cfg.SOLVER.MAX_ITER)."""
+def train_within_budget(cfg, budget_seconds: float, safety: float = 0.97, every: int = 200) -> Trainer:
+    """Train with as many iterations as fit in ``budget_seconds`` (at most cfg.SOLVER.MAX_ITER),
+    the end re-estimated every ``every`` iterations (``BudgetHook``)."""
     start = time.time()
     per_iteration = seconds_per_iteration(cfg)
     remaining = budget_seconds * safety - (time.time() - start)
@@ -99,8 +91,10 @@ def train_within_budget(cfg, budget_seconds: float, safety: float = 0.95) -> Tra
         "Training budget %.1f min, %.2f s per iteration here: %d iterations (config allows %d)",
         budget_seconds / 60, per_iteration, iterations, cfg.SOLVER.MAX_ITER,
     )
-    trainer = Trainer(fit_schedule(cfg, iterations))
+    trainer = BudgetedTrainer(fit_schedule(cfg, iterations))
     trainer.resume_or_load(resume=False)
+    left = budget_seconds * safety - (time.time() - start)
+    trainer.register_hooks([BudgetHook(cfg, left, cfg.SOLVER.MAX_ITER, every)])
     trainer.train()
     return trainer
 
