@@ -7,7 +7,7 @@ image) and add AP easy / medium / hard over the images whose ``crowdIndex`` is b
 ``evaluation: crowdpose``; without xtcocotools, ``available()`` is False and the evaluator warns.
 
 Install: ``pip install --no-binary xtcocotools xtcocotools`` (its binary wheel is built against
-numpy 1 and does not import with numpy 2; the source build takes about 15 s).
+numpy 1 and does not import with numpy 2; the source build, with Cython, takes about 25 s).
 """
 import contextlib
 import io
