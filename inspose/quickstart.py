@@ -18,15 +18,14 @@ import time
 from dataclasses import dataclass, field
 from typing import List, Sequence
 
-import cv2
 import torch
-from detectron2.data import MetadataCatalog
 from detectron2.utils.events import EventStorage
 
 from .data.builtin import SYNTHETIC_SPLITS
 from .data.synthetic import GeneratorSettings, generate_dataset
 from .engine import Trainer, setup_cfg, setup_loggers
 from .engine.budget import BudgetedTrainer, BudgetHook, fit_schedule
+from .engine.example_pictures import draw_examples as draw_pictures
 from .evaluation import KEYPOINT_METRICS
 
 __all__ = [
@@ -100,27 +99,10 @@ def train_within_budget(cfg, budget_seconds: float, safety: float = 0.97, every:
 
 
 def draw_examples(cfg, model, dataset_name: str, count: int) -> List[str]:
-    """Draw the model's predictions on the first ``count`` images of a dataset; return the paths."""
-    from .visualization import PoseStyle, draw_poses
-
+    """Draw the model's predictions on the first ``count`` images of a dataset into
+    OUTPUT_DIR/examples/; return the paths."""
     folder = os.path.join(cfg.OUTPUT_DIR, "examples")
-    os.makedirs(folder, exist_ok=True)
-    style = PoseStyle.from_metadata(MetadataCatalog.get(dataset_name))
-    loader = Trainer.build_test_loader(cfg, dataset_name)
-    model.eval()
-    paths = []
-    for inputs in loader:
-        if len(paths) >= count:
-            break
-        with torch.no_grad():
-            instances = model(inputs)[0]["instances"].to("cpu")
-        instances = instances[instances.scores >= 0.3]
-        image = cv2.imread(inputs[0]["file_name"])
-        drawn = draw_poses(image, instances.pred_keypoints.numpy(), instances.scores.tolist(), style)
-        path = os.path.join(folder, os.path.basename(inputs[0]["file_name"]))
-        cv2.imwrite(path, drawn)
-        paths.append(path)
-    return paths
+    return draw_pictures(model, Trainer.build_test_loader(cfg, dataset_name), dataset_name, count, folder)
 
 
 @dataclass

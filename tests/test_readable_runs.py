@@ -115,3 +115,20 @@ def test_help_imports_neither_torch_nor_detectron2(tool):
     assert f"python tools/{tool}.py" in done.stdout  # the examples, lines intact
     example = next(line for line in done.stdout.splitlines() if f"python tools/{tool}.py" in line)
     assert example.startswith("    python tools/")  # RawDescriptionHelpFormatter kept the indentation
+
+
+def test_evaluation_writes_pictures_of_its_predictions(tmp_path):
+    from inspose.data.synthetic import GeneratorSettings, generate_dataset
+    from inspose.engine import Trainer
+
+    from .model_utils import register_coco_person, tiny_model
+
+    root = tmp_path / "data"
+    generate_dataset(str(root), 1, 3, seed=3, settings=GeneratorSettings(image_size=(96, 128)), workers=1)
+    name = register_coco_person(root / "annotations" / "person_keypoints_val.json", root / "val", "eval_pictures")
+    opts = ("DATASETS.TEST", f"('{name}',)", "OUTPUT_DIR", str(tmp_path / "out"), "TEST.EXAMPLE_PICTURES", 2,
+            "INPUT.MIN_SIZE_TEST", 64, "INPUT.MAX_SIZE_TEST", 96, "MODEL.INSPOSE.PRE_NMS_TOPK_TEST", 20)  # fmt: skip
+    Trainer.test(tiny_cfg(*opts), tiny_model(*opts).eval())
+    pictures = sorted((tmp_path / "out" / "inference" / name / "examples").iterdir())
+    assert len(pictures) == 2 and all(p.suffix == ".jpg" for p in pictures)
+    assert list((tmp_path / "out").glob("events.out.tfevents.*"))  # TensorBoard, outside training

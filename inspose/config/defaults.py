@@ -162,6 +162,9 @@ def add_inspose_config(cfg: CN) -> CN:
     add_hrnet_config(cfg)
     # Metric by which periodic evaluation (TEST.EVAL_PERIOD > 0) keeps model_best.pth.
     cfg.TEST.BEST_CHECKPOINT_METRIC = "keypoints/AP"
+    # Pictures of the predictions (persons scoring >= 0.3) on the first images of every evaluated
+    # dataset: OUTPUT_DIR/inference/<dataset>/examples/ and TensorBoard (0: none).
+    cfg.TEST.EXAMPLE_PICTURES = 4
     # Training progress lines (losses, ETA; also metrics.json and TensorBoard): every LOG.PERIOD
     # iterations, and LOG.PERIOD_SECONDS after the previous line when that comes first (0: by
     # iteration only), so a slow CPU run shows its first ETA within the first minute.

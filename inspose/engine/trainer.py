@@ -4,7 +4,8 @@ What differs from ``DefaultTrainer``:
 - data: ``InsPoseDatasetMapper`` for training and testing; the datasets' keypoint count is checked
   against ``MODEL.INSPOSE.NUM_KEYPOINTS`` before anything is built;
 - evaluation: ``KeypointEvaluator`` (OKS sigmas from metadata, AP and AR), and with periodic
-  evaluation a ``model_best.pth`` kept by ``TEST.BEST_CHECKPOINT_METRIC``;
+  evaluation a ``model_best.pth`` kept by ``TEST.BEST_CHECKPOINT_METRIC``; ``TEST.EXAMPLE_PICTURES``
+  pictures of the predictions under OUTPUT_DIR/inference/<dataset>/examples/ and in TensorBoard;
 - checkpoints: ``InsPoseCheckpointer`` (torchvision / HRNet ImageNet weights, atomic saves);
 - logging: the model printout goes to OUTPUT_DIR/log.txt only (not the console), and progress lines
   come every LOG.PERIOD iterations or LOG.PERIOD_SECONDS seconds (``TimedPeriodicWriter``);
@@ -36,6 +37,7 @@ from ..data.skipping_dataset import SkippingMapDataset
 from ..data.checks import check_datasets_match_config
 from ..evaluation import KeypointEvaluator
 from ..modeling.tta import InsPoseWithTTA
+from .example_pictures import draw_examples, publish_examples
 from .file_log import log_to_files_only
 from .hooks import LossGuard
 from .optimizer import build_optimizer
@@ -138,6 +140,21 @@ class Trainer(DefaultTrainer):
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
         return KeypointEvaluator(dataset_name, output_dir=folder)
+
+    @classmethod
+    def test(cls, cfg, model, evaluators=None):
+        """``DefaultTrainer.test``, then ``TEST.EXAMPLE_PICTURES`` pictures of the predictions on
+        each dataset (main process)."""
+        results = super().test(cfg, model, evaluators)
+        count = cfg.TEST.EXAMPLE_PICTURES
+        if count > 0 and comm.is_main_process():
+            for name in cfg.DATASETS.TEST:
+                folder = os.path.join(cfg.OUTPUT_DIR, "inference", name, "examples")
+                paths = draw_examples(model, cls.build_test_loader(cfg, name), name, count, folder)
+                if paths:
+                    publish_examples(paths, name, cfg.OUTPUT_DIR)
+                    logger.info("%d pictures of the predictions on %s in %s", len(paths), name, folder)
+        return results
 
     @classmethod
     def test_with_TTA(cls, cfg, model):
