@@ -14,6 +14,7 @@ import torch
 from torch.nn import functional as F
 
 from .kpnet import KPNetLayout, coordinate_terms, kpnet_forward
+from .level_maps import rows_and_cols
 
 __all__ = ["kpnet_peaks", "kpnet_peaks_dense", "kpnet_logits_at", "kpnet_peak_mass", "band_rows"]
 
@@ -163,8 +164,9 @@ def kpnet_peak_mass(
     """
     height, width = features.shape[-2:]
     offsets = torch.tensor(_NEIGHBOURS, device=cells.device)
-    rows = (cells // width)[..., None] + offsets[:, 0]
-    cols = (cells % width)[..., None] + offsets[:, 1]
+    rows, cols = rows_and_cols(cells, width)
+    rows = rows[..., None] + offsets[:, 0]
+    cols = cols[..., None] + offsets[:, 1]
     inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
     logits = kpnet_logits_at(
         features, params, layout, rel_x, rel_y, rows.clamp(0, height - 1), cols.clamp(0, width - 1)

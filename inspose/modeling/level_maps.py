@@ -1,9 +1,19 @@
 """Reading per-level head outputs as if they were one concatenated list of locations."""
-from typing import List
+from typing import List, Tuple
 
 import torch
 
-__all__ = ["flatten_levels", "gather_locations"]
+__all__ = ["flatten_levels", "gather_locations", "rows_and_cols"]
+
+
+def rows_and_cols(flat: torch.Tensor, width) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Row and column of flat row-major indices into maps ``width`` wide (any shape).
+
+    Written as a floor division and a product: the ONNX exporter cannot translate a remainder by a
+    symbolic width (a dynamic-size export).
+    """
+    rows = torch.div(flat, width, rounding_mode="floor")
+    return rows, flat - rows * width
 
 
 def flatten_levels(maps: List[torch.Tensor]) -> torch.Tensor:
@@ -27,7 +37,7 @@ def gather_locations(
     for level_map in maps:
         height, width = level_map.shape[-2:]
         inside = (location >= start) & (location < start + height * width)
-        local = location[inside] - start
-        out[inside] = level_map[image_index[inside], :, local // width, local % width]
+        rows, cols = rows_and_cols(location[inside] - start, width)
+        out[inside] = level_map[image_index[inside], :, rows, cols]
         start += height * width
     return out

@@ -20,6 +20,7 @@ import torch
 from detectron2.structures import Instances
 
 from ..kpnet import relative_coordinate_axes
+from ..level_maps import rows_and_cols
 from .assignment import (
     LevelLocations,
     assign_locations,
@@ -301,7 +302,8 @@ class InsPoseCodec:
 
         ((x + dx) * s, (y + dy) * s) with offsets, ((x + 0.5) * s, (y + 0.5) * s) without.
         """
-        grid = torch.stack([cells % map_width, cells // map_width], dim=-1).float()
+        rows, cols = rows_and_cols(cells, map_width)
+        grid = torch.stack([cols, rows], dim=-1).float()
         shift = offsets if offsets is not None else torch.full_like(grid, 0.5)
         return (grid + shift) * self.output_stride
 
