@@ -15,21 +15,23 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.inspose-setup-complete
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 # setuptools < 81 still ships pkg_resources, which parts of detectron2 import.
-PIP_PINS := "setuptools<81" wheel "numpy>=1.24" opencv-python pycocotools fvcore pytest tqdm tensorboard
+PIP_PINS := "setuptools<81" wheel "numpy>=1.24" opencv-python pycocotools fvcore pytest tqdm tensorboard onnx onnxruntime onnxscript
 PYTEST_ARGS ?=
 
 .PHONY: setup test test-fast demo clean-venv
 
 setup: $(STAMP)
 
-$(STAMP): setup.py tools/install_detectron2.sh
+$(STAMP): setup.py tools/install_detectron2.sh Makefile
 	@command -v $(PYTHON) >/dev/null || { echo "make setup: $(PYTHON) not found; install Python 3.11 or pass PYTHON=..."; exit 1; }
 	@echo "[setup 1/5] virtual environment $(VENV) ($(PYTHON))"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "[setup 2/5] $(TORCH_PINS)"
 	@$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH_PINS)
-	@echo "[setup 3/5] setuptools, numpy, opencv-python, pycocotools, fvcore, pytest"
+	@echo "[setup 3/5] setuptools, numpy, opencv-python, pycocotools, fvcore, pytest, onnx, onnxruntime"
 	@$(PY) -m pip install --quiet --disable-pip-version-check $(PIP_PINS)
+	@# xtcocotools (CrowdPose's protocol) from source: its wheel is built against an older numpy
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-binary xtcocotools xtcocotools
 	@echo "[setup 4/5] detectron2 (tools/install_detectron2.sh)"
 	@bash tools/install_detectron2.sh $(PY)
 	@echo "[setup 5/5] pip install -e . (inspose)"

@@ -130,6 +130,39 @@ def crowdpose_mini_dataset(crowdpose_mini) -> str:
     return register_once("test_crowdpose_mini", json_file, crowdpose_mini, CROWDPOSE)
 
 
+# ---------------------------------------------------------------- trained tiny models
+
+
+@pytest.fixture(scope="session")
+def overfit_run(coco_kp_mini, tmp_path_factory):
+    """The tiny model overfitted on four coco_kp_mini images (``trained_models.overfit_opts``);
+    its dataset is the config's DATASETS.TEST. About 4 minutes on 2 cores, once per session."""
+    from .trained_models import overfit_opts, overfit_subset, train_tiny
+
+    folder = tmp_path_factory.mktemp("overfit")
+    name = register_once("test_overfit_coco4", overfit_subset(coco_kp_mini, folder), coco_kp_mini / "train2017")
+    return train_tiny(overfit_opts(name), folder / "output")
+
+
+@pytest.fixture(scope="session")
+def briefly_trained(coco_kp_mini_dataset, crowdpose_mini_dataset, tmp_path_factory):
+    """A function K (17 or 14), depth -> ``TrainedRun`` of a few dozen iterations on coco_kp_mini
+    (K = 17) or crowdpose_mini (K = 14), each trained once per session."""
+    from .trained_models import brief_opts, train_tiny
+
+    datasets = {17: coco_kp_mini_dataset, 14: crowdpose_mini_dataset}
+    runs = {}
+
+    def get(num_keypoints: int, depth: int = 3):
+        key = (num_keypoints, depth)
+        if key not in runs:
+            opts = brief_opts(datasets[num_keypoints], num_keypoints) + ["MODEL.INSPOSE.KPNET_DEPTH", depth]
+            runs[key] = train_tiny(opts, tmp_path_factory.mktemp(f"brief_k{num_keypoints}_d{depth}"))
+        return runs[key]
+
+    return get
+
+
 # ---------------------------------------------------------------- reporting
 
 

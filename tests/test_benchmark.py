@@ -155,3 +155,16 @@ def test_synthetic_persons_have_boxes_around_their_keypoints():
         assert (xy[..., axis] >= boxes[:, None, axis] - 1e-4).all()
         assert (xy[..., axis] <= boxes[:, None, axis + 2] + 1e-4).all()
     assert (boxes[:, 2] <= SIZE[1]).all() and (boxes[:, 3] <= SIZE[0]).all()
+
+
+@pytest.mark.slow
+def test_export_section_times_the_three_paths_on_p_persons(inspose_model, image):
+    pytest.importorskip("onnxruntime")
+    from inspose.benchmark.export_latency import export_comparison
+    from inspose.benchmark.tables import export_table
+
+    section = export_comparison(inspose_model, inference_input(image), [3], runs=1, warmup=0, threads=1)
+    row = section["rows"][0]  # each path returned exactly 3 detections (checked inside)
+    assert row["persons"] == 3 and row["onnx_mb"] > 0
+    assert all(row[k] > 0 for k in ("eager_ms", "onnxruntime_ms", "torch_export_ms", "onnx_export_s"))
+    assert "| 3 |" in export_table(section)

@@ -19,6 +19,7 @@ from .inspose_latency import build_inspose, inspose_breakdown
 from .inspose_latency import run_forced as run_inspose_forced
 from .keypoint_rcnn import KEYPOINT_RCNN_CONFIG, build_keypoint_rcnn
 from .keypoint_rcnn import run_forced as run_rcnn_forced
+from .export_latency import export_comparison
 from .kpnet_table import kpnet_comparison
 from .timing import describe_device, measure_alternating
 from .training import training_in_subprocess, training_spec
@@ -68,6 +69,7 @@ class BenchmarkOptions:
     skip_train: bool = False
     skip_flops: bool = False
     skip_kpnet: bool = False
+    export: bool = False  # also time the exported model (ONNX Runtime, torch.export); CPU only
 
 
 def _latency_row(models, inputs, persons: int, o: BenchmarkOptions, device) -> Dict:
@@ -130,6 +132,12 @@ def _inference_sections(o: BenchmarkOptions, device: torch.device, models) -> Di
         _add_floors(row, sections["flops"])
         rows.append(row)
     sections["rows"] = rows
+    if o.export:
+        if device.type != "cpu":
+            raise RuntimeError("--export compares with ONNX Runtime's CPU provider: use --device cpu")
+        sections["export"] = export_comparison(
+            inspose, inference_input(image), o.persons, o.runs, o.warmup, o.threads
+        )
     if not o.skip_kpnet:
         sections["kpnet"] = kpnet_comparison(
             inspose, image, o.kpnet_instances, o.runs, o.warmup, device

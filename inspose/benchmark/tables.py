@@ -95,6 +95,18 @@ def flops_table(section: Dict) -> str:
     return markdown_table(["model", "part", "params (M)", "GMAC"], body) + "\n\n" + note
 
 
+EXPORT_HEADERS = [
+    "persons", "PyTorch eager ms", "ONNX Runtime ms", "torch.export ms", "ORT / eager",
+    "torch.export / eager", "export s (torch.export + ONNX)", "ONNX MB",
+]  # fmt: skip
+
+
+def export_table(section: Dict) -> str:
+    keys = ["persons", "eager_ms", "onnxruntime_ms", "torch_export_ms", "onnxruntime_over_eager",
+            "torch_export_over_eager", "onnx_export_s", "onnx_mb"]  # fmt: skip
+    return markdown_table(EXPORT_HEADERS, [[r[k] for k in keys] for r in section["rows"]])
+
+
 def render_report(report: Dict) -> str:
     """Every section of the report present, as markdown with headings."""
     device, settings = report["device"], report["settings"]
@@ -107,6 +119,8 @@ def render_report(report: Dict) -> str:
         "## Inference latency",
         latency_table(report["rows"]),
     ]
+    if report.get("export"):
+        parts += ["", "## Exported model (CPU)", export_table(report["export"])]
     if report.get("kpnet"):
         size = "x".join(map(str, report["kpnet"]["map_size"]))
         heading = f"## KP-Nets on the {size} map: batched vs per-instance loop"
