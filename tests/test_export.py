@@ -213,3 +213,28 @@ def test_export_tool_writes_a_file_the_runtime_reads(briefly_trained, tmp_path):
     predictor = OnnxPosePredictor(str(output), num_keypoints=17)
     assert predictor.metadata["input_size"] == [256, 341] and not predictor.metadata["dynamic"]
     assert predictor(np.zeros((480, 640, 3), np.uint8)).keypoints.shape[1:] == (17, 3)
+
+
+@pytest.mark.parametrize("persons", [0, 1])
+def test_zero_and_one_detection_run_in_both_formats(tmp_path, persons):
+    """torchvision's NMS promises torch.export at least 2 rows; the graph must not rely on it."""
+    import onnxruntime
+
+    from inspose.benchmark.forcing import force_inspose_persons
+    from inspose.deploy.export import example_inputs, export_program, save_onnx
+
+    from .model_utils import tiny_model
+
+    model = tiny_model().eval()
+    force_inspose_persons(model, 1)  # one candidate, one detection
+    if persons == 0:
+        model.predictor.score_thresh = 2.0  # no score passes
+    program = export_program(model, (96, 128))
+    image, size = example_inputs((96, 128))
+    assert int(program.module()(image, size)[3]) == persons
+    path = str(tmp_path / "m.onnx")
+    save_onnx(program, path, {"test": True})
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {"image": image.numpy(), "original_size": size.numpy()})
+    assert int(outputs[3]) == persons and outputs[0].shape[0] == 1  # padded to DETECTIONS_PER_IMAGE
+    assert (outputs[1][persons:] == 0).all()

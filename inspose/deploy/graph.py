@@ -9,7 +9,8 @@ final detections, with the model's own modules and the predictor's own steps:
    (``kpnet_peaks_dense``: no band loop, so any number of candidates exports), keypoint
    confidences, ``InsPoseCodec.decode`` with the offsets, boxes, instance scores
    (``InsPosePredictor.candidates``);
-4. NMS and the top TEST.DETECTIONS_PER_IMAGE (``InsPosePredictor.kept``);
+4. NMS and the top TEST.DETECTIONS_PER_IMAGE (as ``InsPosePredictor.kept``, written so that 0 or 1
+   detections pass torch.export's runtime checks);
 5. rescaling to the original image size, boxes clipped to it;
 6. outputs padded to N = TEST.DETECTIONS_PER_IMAGE rows (padded rows are zeros).
 
@@ -21,6 +22,7 @@ from typing import Tuple
 import torch
 from detectron2.structures import ImageList
 from torch import nn
+from torchvision.ops import nms
 
 from ..modeling.inference import Candidates
 
@@ -53,9 +55,21 @@ class InsPoseInference(nn.Module):
         locs = model.codec.locations(outputs.level_sizes, padded.device)
         scores = self.predictor.scores(outputs)[0]
         found = self.predictor.candidates(outputs, locs, scores, 0, size)
-        keep = self.predictor.kept(found)
+        keep = self._kept(found)
         kept = Candidates(found.keypoints[keep], found.scores[keep], found.boxes[keep])
         return self._padded_outputs(self._rescaled(kept, size, original_size))
+
+    def _kept(self, found: Candidates) -> torch.Tensor:
+        """``InsPosePredictor.kept`` (NMS, best first, at most TEST.DETECTIONS_PER_IMAGE) in a form
+        whose result may hold 0 or 1 detections: torchvision's NMS tells torch.export its output has
+        at least 2 rows (a runtime assertion in the program), so two boxes far outside any image,
+        scored below every candidate and apart from each other, join the NMS and are then dropped."""
+        count = found.scores.shape[0]
+        far = found.boxes.new_tensor([[-4e6, -4e6, -3e6, -3e6], [-2e6, -2e6, -1e6, -1e6]])
+        boxes = torch.cat([found.boxes, far])
+        scores = torch.cat([found.scores, found.scores.new_full((2,), -1.0)])
+        keep = nms(boxes, scores, self.predictor.nms_thresh)
+        return keep[keep < count][: self.max_detections]
 
     def _normalised_padded(self, image: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         """(1, 3, H_pad, W_pad) normalised and zero-padded, and the unpadded (h, w)."""
