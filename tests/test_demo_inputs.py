@@ -1,6 +1,7 @@
 """tools/demo.py on odd pictures, its confidence threshold on the final score, the layout of score
 labels, and the backend choice (``--backend onnxruntime`` with a stand-in for OnnxPosePredictor)."""
 import json
+import logging
 
 import cv2
 import numpy as np
@@ -77,18 +78,32 @@ def _odd_inputs(folder):
             "huge.jpg": (4000, 6000), "dot.png": (1, 1)}  # fmt: skip
 
 
-def test_odd_pictures_are_read_and_unreadable_ones_skipped(demo, tmp_path, capsys):
+class Recorder(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def test_odd_pictures_are_read_and_unreadable_ones_skipped(demo, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     readable = _odd_inputs(folder)
     out = tmp_path / "new" / "folder"  # does not exist yet
-    summary = _onnx(demo, "--input", str(folder), "--output", str(out))
+    recorder = Recorder()
+    logging.getLogger("inspose.demo").addHandler(recorder)
+    try:
+        summary = _onnx(demo, "--input", str(folder), "--output", str(out))
+    finally:
+        logging.getLogger("inspose.demo").removeHandler(recorder)
     assert sorted(p.name for p in out.iterdir()) == sorted([*readable, "results.json"])
     for name, shape in readable.items():
         assert cv2.imread(str(out / name)).shape[:2] == shape
     grey = cv2.imread(str(out / "deep_grey.png"))
     assert abs(int(np.median(grey)) - 128) < 3  # scaled to 8 bits, not saturated
-    log = capsys.readouterr().out
+    log = "\n".join(recorder.lines)
     assert "skipping" in log and "notes.jpg" in log and "empty.png" in log
     records = json.loads((out / "results.json").read_text())
     assert len(records) == 2 * len(readable)  # 0.9 and 0.5 kept at the default threshold 0.3
