@@ -109,6 +109,10 @@ class InsPoseDatasetMapper:
                 crowd.append(transforms.apply_box(np.array([box]))[0].clip(min=0))
                 continue
             self._check_keypoints(dataset_dict, annotation)
+            # InsPose uses no masks: without "segmentation" nothing builds or flips polygons, and a
+            # keypoint-only person ("segmentation": [], which the loader drops) may sit beside one
+            # with a polygon (detectron2 decides from the first person whether all have one).
+            annotation = {key: value for key, value in annotation.items() if key != "segmentation"}
             persons.append(
                 utils.transform_instance_annotations(
                     annotation, transforms, image_size, keypoint_hflip_indices=self.keypoint_hflip_indices

@@ -63,6 +63,7 @@ def rescale_instances(instances: Instances, height: int, width: int) -> Instance
     scale_x = width / instances.image_size[1]
     scale_y = height / instances.image_size[0]
     out = Instances((height, width), **instances.get_fields())
+    out.pred_boxes = Boxes(instances.pred_boxes.tensor.clone())  # scale / clip work in place
     out.pred_boxes.scale(scale_x, scale_y)
     out.pred_boxes.clip((height, width))
     keypoints = out.pred_keypoints.clone()
