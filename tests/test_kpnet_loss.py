@@ -85,3 +85,93 @@ def test_model_losses_and_gradients_do_not_depend_on_the_chunk():
     assert grads_a.keys() == grads_b.keys()
     for name in grads_a:
         assert _close(grads_b[name], grads_a[name]), name
+
+
+# ---------------------------------------------------------------- KPNET_LOSS_NORMALIZER "keypoint"
+
+
+def _per_pair_reference(inputs):
+    """Cross-entropy of every labelled (instance, keypoint) pair from the per-instance conv2d
+    KP-Nets, with torch's cross_entropy: (sum, number of pairs)."""
+    from torch.nn import functional as F
+
+    from inspose.modeling.kpnet import kpnet_reference
+
+    features, image_index, params, rel_x, rel_y, cells, labelled = inputs
+    logits = kpnet_reference(features, image_index, params, LAYOUT, rel_x, rel_y)
+    pairs = labelled.reshape(-1)
+    flat_logits = logits.reshape(-1, logits.shape[-1])[pairs]
+    return F.cross_entropy(flat_logits, cells.reshape(-1)[pairs], reduction="sum"), int(pairs.sum())
+
+
+def test_keypoint_normaliser_sums_over_labelled_pairs():
+    inputs = _inputs(9, seed=3)
+    expected_sum, expected_count = _per_pair_reference(inputs)
+    features, image_index, params, rel_x, rel_y, cells, labelled = inputs
+    total, count = kpnet_loss_sum(
+        features, image_index, params, LAYOUT, rel_x, rel_y, cells, labelled, 4, normalizer="keypoint"
+    )
+    assert int(count) == expected_count == int(labelled.sum())
+    assert torch.allclose(total, expected_sum, rtol=1e-5)
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 13, 100])
+def test_keypoint_normaliser_does_not_depend_on_the_chunk(chunk):
+    inputs = _inputs(13, seed=4)
+
+    def run(size):
+        features, image_index, params, rel_x, rel_y, cells, labelled = inputs
+        total, count = kpnet_loss_sum(
+            features, image_index, params, LAYOUT, rel_x, rel_y, cells, labelled, size, normalizer="keypoint"
+        )
+        features.grad = params.grad = None
+        (total / count).backward()
+        return total.detach(), count, features.grad.clone(), params.grad.clone()
+
+    reference, chunked = run(0), run(chunk)
+    assert int(chunked[1]) == int(reference[1])
+    assert _close(chunked[0], reference[0])
+    assert _close(chunked[2], reference[2]) and _close(chunked[3], reference[3])
+
+
+@pytest.mark.parametrize("chunk", [0, 5])
+def test_peaks_are_the_argmax_of_every_trained_map(chunk):
+    from inspose.modeling.kpnet import kpnet_reference
+
+    inputs = _inputs(11, seed=5)
+    features, image_index, params, rel_x, rel_y, cells, labelled = inputs
+    total, count, peaks = kpnet_loss_sum(
+        features, image_index, params, LAYOUT, rel_x, rel_y, cells, labelled, chunk, with_peaks=True
+    )
+    plain, _ = kpnet_loss_sum(features, image_index, params, LAYOUT, rel_x, rel_y, cells, labelled, chunk)
+    assert torch.equal(total, plain)  # the peaks change nothing in the loss
+    expected = kpnet_reference(features, image_index, params, LAYOUT, rel_x, rel_y).argmax(dim=2)
+    assert peaks.dtype == torch.long and torch.equal(peaks, expected)
+    assert not peaks.requires_grad
+
+
+def test_model_keypoint_normaliser_is_the_mean_over_labelled_pairs():
+    """Model level: with every keypoint labelled, "keypoint" = "instance"; with some unlabelled,
+    the loss is the hand-computed mean over pairs."""
+    from inspose.modeling.kpnet import kpnet_reference
+    from inspose.modeling.level_maps import gather_locations
+
+    batch = [batch_item(128, 160, 2, seed=1), batch_item(128, 160, 1, seed=2)]
+    batch[0]["instances"].gt_keypoints.tensor[0, :5, 2] = 0  # one person with 12 of 17 labelled
+    model = tiny_model("MODEL.INSPOSE.KPNET_LOSS_NORMALIZER", "keypoint", "MODEL.INSPOSE.KPNET_LOSS_CHUNK", 3)
+    model.train()
+    with torch.no_grad():
+        images = model.preprocess_image(batch)
+        outputs = model.predict_maps(images)
+        locs = model.codec.locations(outputs.level_sizes, model.device)
+        targets = model.codec.encode(locs, [b["instances"] for b in batch], [None, None])
+        loss, _ = model.criterion.kpnet_loss(outputs, locs, targets)
+        params = gather_locations(outputs.params, targets.kp_image, targets.kp_location)
+        rel_x, rel_y = model.codec.relative_coordinates(locs, targets.kp_location, outputs.map_size)
+        layout = model.criterion.layout
+        logits = kpnet_reference(outputs.kp_features, targets.kp_image, params, layout, rel_x, rel_y)
+    pairs = targets.kp_labelled
+    assert not pairs.all()
+    log_prob = torch.log_softmax(logits.double(), dim=2).gather(2, targets.kp_cells[..., None]).squeeze(2)
+    expected = -(log_prob * pairs).sum() / pairs.sum()
+    assert torch.allclose(loss.double(), expected, rtol=1e-5)

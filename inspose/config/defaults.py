@@ -63,6 +63,27 @@ def add_inspose_config(cfg: CN) -> CN:
     # Sigmoid focal loss of the classification head.
     _C.FOCAL_LOSS_ALPHA = 0.25
     _C.FOCAL_LOSS_GAMMA = 2.0
+    # The classification loss. "focal" (default, the paper's): the sigmoid focal loss above, target
+    # 1 at positives, / positive locations. "varifocal" (the authors' release, VarifocalNet's loss):
+    # a positive's target is its localisation quality q (VARIFOCAL_TARGET), its loss
+    # -q (q log p + (1 - q) log(1 - p)); a negative's -VARIFOCAL_ALPHA p^VARIFOCAL_GAMMA log(1 - p);
+    # / (positive locations + images), as the release. Ignore regions stay ignored. Needs the OKS
+    # sigmas (keypoint_oks_sigmas, NUM_KEYPOINTS of them) of DATASETS.TRAIN's metadata, looked up
+    # at the first training step. The release's alpha 0.75 and gamma 2.
+    _C.CLS_LOSS = "focal"
+    _C.VARIFOCAL_ALPHA = 0.75
+    _C.VARIFOCAL_GAMMA = 2.0
+    # q of a positive location, a mean over its person's labelled keypoints of
+    # exp(-d^2 / (2 area (2 sigma)^2)) with the detached argmax of its KP-Net's maps (a positive the
+    # positive budget leaves untrained gets a no-grad KP-Net pass). "release" (default, the
+    # release's computation): d between the argmax cell (no offset) and floor(gt / OUTPUT_STRIDE),
+    # in cells (lenient: about OKS with distances / the stride). "oks": COCO's OKS of the decoded
+    # keypoints (argmax + disk offset; cell centres with DISK_OFFSET_ON off), in pixels. area: the
+    # annotation's area scaled with the image, else the box's (inspose/modeling/quality_targets.py).
+    _C.VARIFOCAL_TARGET = "release"
+    # q of a positive whose person has no labelled keypoint (NO_KEYPOINT_PERSONS "positive"; the
+    # release's 0.1: a person, but nothing to localise).
+    _C.VARIFOCAL_WEAK_TARGET = 0.1
 
     # ---------------------------------------------------------------- KP-Nets
     # Number of 1x1 convolutions in a dynamic KP-Net (Table 2: 1-4; 3 in the paper).
@@ -77,6 +98,10 @@ def add_inspose_config(cfg: CN) -> CN:
     _C.KP_FEATURE_CONVS = 4
     _C.KP_FEATURE_CHANNELS = 128
     _C.KP_FEATURE_OUT_CHANNELS = 8  # C_kp
+    # The conv down to C_kp: "linear_1x1", a 1x1 conv with bias and no activation (default: the
+    # paper is silent, a linear projection keeps F_kp signed); "conv3x3_gn_relu", a 3x3 conv,
+    # GroupNorm of 2 groups and ReLU, as the authors' release (needs an even C_kp).
+    _C.KP_FEATURE_LAST_CONV = "linear_1x1"
     # Relative coordinates fed to a KP-Net are (position - location) / REL_COORD_NORMS[level] for
     # an instance on FPN level P3..P7 (paper silent; a per-level size, as FCPose does, keeps them
     # near [-1, 1] for the persons each level is responsible for).
@@ -93,6 +118,11 @@ def add_inspose_config(cfg: CN) -> CN:
     # chunk's maps whatever the budget (8: about 45 MB at 800 x 1333, stride 8). Same losses and
     # gradients; <= 0 computes all instances at once and keeps their maps for the backward pass.
     _C.KPNET_LOSS_CHUNK = 8
+    # Normaliser of the KP-Net loss. "instance" (default, eq. 4): each trained instance's mean over
+    # its labelled keypoints, then / instances. "keypoint" (the authors' release): summed over all
+    # (trained instance, labelled keypoint) pairs of the batch / their number, so persons with more
+    # labelled keypoints weigh more. Both averaged over processes, both work with KPNET_LOSS_CHUNK.
+    _C.KPNET_LOSS_NORMALIZER = "instance"
     # Inference runs the KP-Nets band by band over the map, reducing each band to running argmaxes
     # and softmax normalisers; one band's activations hold at most this many values (bounds memory
     # at any stride, e.g. stride 2 with 500 candidates, and keeps a band in cache on the CPU).
@@ -127,6 +157,34 @@ def add_inspose_config(cfg: CN) -> CN:
     # with the annotated person boxes instead of the pseudo-boxes and NMS uses predicted boxes.
     _C.BOX_HEAD_ON = False
 
+    # ---------------------------------------------------------------- components of the release
+    # Not in the paper; the authors' release (65.2 AP, R-50 3x) has them. All off by default.
+    # Keypoint-regression branch: at every location of every FPN level a tower of
+    # KEYPOINT_REGRESSION_CONVS 3x3 convs of KEYPOINT_REGRESSION_CHANNELS (norm NORM; the release's
+    # 4 x 512, GN), then a 3x3 conv to 2K: each keypoint relative to the location, in units of the
+    # level's stride. Trained on every positive location by L1 on its person's labelled keypoints
+    # (loss_keypoint_regression, / labelled coordinates of the batch, as the release). Needed by
+    # STAR_DEFORM_ON and NMS_BOXES "regression"; at test time it runs only for those.
+    _C.KEYPOINT_REGRESSION_ON = False
+    _C.KEYPOINT_REGRESSION_CONVS = 4
+    _C.KEYPOINT_REGRESSION_CHANNELS = 512
+    # Star deformable convs (needs KEYPOINT_REGRESSION_ON): the 9 regressed keypoints named in
+    # STAR_KEYPOINTS are the 9 taps (row-major) of a 3x3 deformable conv (+ NORM + ReLU) on the
+    # classification tower and on the controller tower; each tower's output and its star conv's
+    # are concatenated before the classifier / controller conv (2x their input channels). The
+    # names are looked up in the datasets' metadata (keypoint_names) when the model is built; the
+    # default is COCO's choice of the release. CrowdPose (no nose) needs its own 9, e.g.
+    # ["head", "left_shoulder", "right_shoulder", "left_wrist", "right_wrist", "left_hip",
+    # "right_hip", "left_ankle", "right_ankle"].
+    _C.STAR_DEFORM_ON = False
+    _C.STAR_KEYPOINTS = [
+        "nose", "left_shoulder", "right_shoulder", "left_wrist", "right_wrist",
+        "left_hip", "right_hip", "left_ankle", "right_ankle",
+    ]  # fmt: skip
+    # The offsets of the star convs pass this fraction of their gradient to the regression branch
+    # ((1 - m) * detached + m * live; the release's 0.1: the regression is trained by its own loss).
+    _C.STAR_GRAD_MULT = 0.1
+
     # ---------------------------------------------------------------- loss weights
     # L = w_cls L_cls + w_kpf L_kpf + w_do L_do + w_hm L_hm (+ w_box L_box).
     _C.LOSS_WEIGHT_CLS = 1.0
@@ -134,12 +192,36 @@ def add_inspose_config(cfg: CN) -> CN:
     _C.LOSS_WEIGHT_OFFSET = 1.0
     _C.LOSS_WEIGHT_HEATMAP = 1.0
     _C.LOSS_WEIGHT_BOX = 1.0
+    _C.LOSS_WEIGHT_KEYPOINT_REGRESSION = 1.0  # with KEYPOINT_REGRESSION_ON (the release's 1)
 
     # ---------------------------------------------------------------- inference
     _C.SCORE_THRESH_TEST = 0.1
     _C.PRE_NMS_TOPK_TEST = 500
-    # IoU threshold of NMS on the keypoints' enclosing boxes (paper silent; 0.6 as FCOS).
+    # > 0: the top k locations of each FPN level by classification score, then those over
+    # SCORE_THRESH_TEST, replace the global top PRE_NMS_TOPK_TEST (the release: 1000, meant with
+    # KPNETS_AFTER_NMS, as it lets thousands of candidates through). 0 (default, the paper's model):
+    # the global top PRE_NMS_TOPK_TEST over the threshold.
+    _C.PRE_NMS_TOPK_PER_LEVEL = 0
+    # IoU threshold of NMS on the keypoints' enclosing boxes (paper silent; 0.6 as FCOS). With
+    # NMS_TYPE "soft_linear", the IoU from which a score decays (the release: 0.3).
     _C.NMS_THRESH_TEST = 0.6
+    # The NMS of the detections. "hard" (default, the paper's model): torchvision's NMS on the
+    # boxes at NMS_THRESH_TEST. "soft_linear" / "soft_gaussian": soft-NMS (Bodla et al.), after each
+    # pick the others' scores are multiplied by 1 - IoU where IoU >= NMS_THRESH_TEST / by
+    # exp(-IoU^2 / SOFT_NMS_SIGMA), and the detection's score is its decayed score (the release:
+    # "soft_linear" with NMS_THRESH_TEST 0.3). "oks": a detection whose OKS with a kept one is
+    # > OKS_NMS_THRESH is dropped (OKS with the dataset's keypoint_oks_sigmas and the kept
+    # detection's box area; needs a dataset of DATASETS.TEST or TRAIN with those sigmas).
+    # The exported graph (tools/export_model.py) has "hard" only.
+    _C.NMS_TYPE = "hard"
+    # Gaussian soft-NMS's sigma in exp(-IoU^2 / sigma) (0.5: the soft-NMS paper's and mmcv's).
+    _C.SOFT_NMS_SIGMA = 0.5
+    # Soft-NMS drops a candidate whose score is, or decays, below this (0.001: mmcv's default,
+    # which the release uses).
+    _C.SOFT_NMS_MIN_SCORE = 0.001
+    # OKS-NMS's threshold (0.9: the value of top-down pose estimators' OKS-NMS, e.g. HRNet's and
+    # SimpleBaseline's; only near-duplicate poses are dropped).
+    _C.OKS_NMS_THRESH = 0.9
     # The third column of pred_keypoints (paper silent). "peak_mass": softmax probability mass of
     # the keypoint map in the 3x3 cells around the argmax (default: a localisation confidence in
     # [0, 1] that rises quickly in training); "peak_prob": softmax probability of the argmax cell;
@@ -150,6 +232,16 @@ def add_inspose_config(cfg: CN) -> CN:
     # the mean keypoint confidence (default: ranks well-localised poses first; +3.3 AP on the
     # synthetic demo model); "cls": p alone.
     _C.INSTANCE_SCORE = "cls_x_keypoints"
+    # The boxes NMS compares (and pred_boxes): "auto" (default, the paper's model): the box head's
+    # with BOX_HEAD_ON, else "kpnet"; "kpnet": the enclosing box of the decoded KP-Net keypoints;
+    # "regression": the enclosing box of the regressed keypoints (needs KEYPOINT_REGRESSION_ON; the
+    # release); "box_head": the box head's (needs BOX_HEAD_ON).
+    _C.NMS_BOXES = "auto"
+    # Run the KP-Nets after NMS, only on its <= TEST.DETECTIONS_PER_IMAGE survivors (the release's
+    # order; much less KP-Net work) instead of on every candidate before it. The NMS boxes must
+    # then exist without the KP-Nets (NMS_BOXES "regression" or "box_head") and so must the score
+    # (INSTANCE_SCORE "cls").
+    _C.KPNETS_AFTER_NMS = False
 
     # Dataset description files (YAML; datasets/README.md, "Your own dataset"), registered by
     # load_config before anything is built. A path written in a config file is relative to that

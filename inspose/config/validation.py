@@ -2,7 +2,8 @@
 
 ``validate_inspose_config(cfg)`` raises ``ConfigError("<KEY> = <value> is invalid: <requirement>")``
 for the first value InsPose cannot use: numbers out of range (``BOUNDS``), enumerated keys with a
-value outside their choices (``CHOICES``), and FPN level lists that do not fit together.
+value outside their choices (``CHOICES``), FPN level lists that do not fit together, and optional
+components that need another key (``_check_release_options``: the message names both keys).
 """
 from typing import Callable, Dict, Sequence, Tuple
 
@@ -12,10 +13,16 @@ from .errors import ConfigError
 
 __all__ = [
     "CHOICES",
+    "CLS_LOSSES",
+    "KPNET_LOSS_NORMALIZERS",
+    "VARIFOCAL_TARGET_MODES",
     "INSTANCE_SCORE_MODES",
     "KEYPOINT_SCORE_MODES",
+    "NMS_TYPES",
+    "NMS_BOX_SOURCES",
     "NO_KEYPOINT_PERSON_MODES",
     "VALID_OUTPUT_STRIDES",
+    "nms_box_source",
     "validate_inspose_config",
 ]
 
@@ -23,6 +30,12 @@ VALID_OUTPUT_STRIDES = (2, 4, 8, 16)
 NO_KEYPOINT_PERSON_MODES = ("ignore", "positive")
 KEYPOINT_SCORE_MODES = ("peak_mass", "peak_prob", "instance")
 INSTANCE_SCORE_MODES = ("cls_x_keypoints", "cls")
+CLS_LOSSES = ("focal", "varifocal")
+# VARIFOCAL_TARGET "oks" without DISK_OFFSET_ON decodes at cell centres: allowed (still an OKS).
+VARIFOCAL_TARGET_MODES = ("release", "oks")
+KPNET_LOSS_NORMALIZERS = ("instance", "keypoint")
+NMS_BOX_SOURCES = ("auto", "kpnet", "regression", "box_head")
+NMS_TYPES = ("hard", "soft_linear", "soft_gaussian", "oks")
 
 P = "MODEL.INSPOSE."
 # Enumerated keys: {key: allowed values}.
@@ -32,6 +45,12 @@ CHOICES: Dict[str, Tuple] = {
     P + "KPNET_INIT": ("he", "retinanet"),
     P + "KEYPOINT_SCORE": KEYPOINT_SCORE_MODES,
     P + "INSTANCE_SCORE": INSTANCE_SCORE_MODES,
+    P + "CLS_LOSS": CLS_LOSSES,
+    P + "VARIFOCAL_TARGET": VARIFOCAL_TARGET_MODES,
+    P + "KPNET_LOSS_NORMALIZER": KPNET_LOSS_NORMALIZERS,
+    P + "NMS_BOXES": NMS_BOX_SOURCES,
+    P + "KP_FEATURE_LAST_CONV": ("linear_1x1", "conv3x3_gn_relu"),
+    P + "NMS_TYPE": NMS_TYPES,
 }
 _AT_LEAST_1 = (lambda v: v >= 1, "must be >= 1")
 _AT_LEAST_0 = (lambda v: v >= 0, "must be >= 0")
@@ -45,6 +64,13 @@ BOUNDS: Sequence[Tuple[str, Callable, str]] = (
     (P + "SCORE_THRESH_TEST", *_UNIT_INTERVAL),
     (P + "NMS_THRESH_TEST", *_UNIT_INTERVAL),
     (P + "PRE_NMS_TOPK_TEST", *_AT_LEAST_1),
+    (P + "VARIFOCAL_ALPHA", *_UNIT_INTERVAL),
+    (P + "VARIFOCAL_GAMMA", *_AT_LEAST_0),
+    (P + "VARIFOCAL_WEAK_TARGET", *_UNIT_INTERVAL),
+    (P + "PRE_NMS_TOPK_PER_LEVEL", *_AT_LEAST_0),
+    (P + "SOFT_NMS_SIGMA", *_POSITIVE),
+    (P + "SOFT_NMS_MIN_SCORE", *_UNIT_INTERVAL),
+    (P + "OKS_NMS_THRESH", *_UNIT_INTERVAL),
     ("TEST.DETECTIONS_PER_IMAGE", *_AT_LEAST_1),
     (P + "CENTER_SAMPLE_RADIUS", *_POSITIVE),
     (P + "PSEUDO_BOX_MIN_SIZE", *_AT_LEAST_0),
@@ -53,6 +79,10 @@ BOUNDS: Sequence[Tuple[str, Callable, str]] = (
     (P + "KPNET_CHUNK_ELEMENTS", *_AT_LEAST_1),
     (P + "OFFSET_CONVS", *_AT_LEAST_1),
     (P + "NUM_TOWER_CONVS", *_AT_LEAST_0),
+    (P + "KEYPOINT_REGRESSION_CONVS", *_AT_LEAST_0),
+    (P + "KEYPOINT_REGRESSION_CHANNELS", *_AT_LEAST_1),
+    (P + "STAR_GRAD_MULT", *_UNIT_INTERVAL),
+    (P + "LOSS_WEIGHT_KEYPOINT_REGRESSION", *_AT_LEAST_0),
     *((P + "LOSS_WEIGHT_" + name, *_AT_LEAST_0) for name in ("CLS", "KPNET", "OFFSET", "HEATMAP", "BOX")),
 )
 
@@ -87,6 +117,43 @@ def _check_levels(c: CN) -> None:
     _check(all(v > 0 for v in norms), P + "REL_COORD_NORMS", norms, "must be > 0")
 
 
+def nms_box_source(c: CN) -> str:
+    """MODEL.INSPOSE.NMS_BOXES with "auto" resolved: "box_head" with BOX_HEAD_ON, else "kpnet"."""
+    if c.NMS_BOXES == "auto":
+        return "box_head" if c.BOX_HEAD_ON else "kpnet"
+    return c.NMS_BOXES
+
+
+def _requires(condition: bool, key: str, value, other: str, why: str) -> None:
+    """A ConfigError naming ``key`` and the ``other`` key it conflicts with, unless ``condition``."""
+    _check(condition, P + key, value, f"with {P}{other}: {why}")
+
+
+def _check_release_options(c: CN) -> None:
+    """The optional components of the authors' release and the keys they depend on."""
+    regression = c.KEYPOINT_REGRESSION_ON
+    _requires(not c.STAR_DEFORM_ON or regression, "STAR_DEFORM_ON", True, "KEYPOINT_REGRESSION_ON False",
+              "the star convs are placed by the regressed keypoints; set KEYPOINT_REGRESSION_ON True")
+    _requires(c.NMS_BOXES != "regression" or regression, "NMS_BOXES", c.NMS_BOXES, "KEYPOINT_REGRESSION_ON False",
+              "needs the keypoint-regression branch; set KEYPOINT_REGRESSION_ON True")
+    _requires(c.NMS_BOXES != "box_head" or c.BOX_HEAD_ON, "NMS_BOXES", c.NMS_BOXES, "BOX_HEAD_ON False",
+              "needs the box head; set BOX_HEAD_ON True")
+    if c.KPNETS_AFTER_NMS:
+        _requires(nms_box_source(c) != "kpnet", "KPNETS_AFTER_NMS", True, f"NMS_BOXES {c.NMS_BOXES!r}",
+                  "those boxes come from the KP-Nets, which would run after NMS; set NMS_BOXES "
+                  "'regression' or 'box_head'")
+        _requires(c.INSTANCE_SCORE != "cls_x_keypoints", "KPNETS_AFTER_NMS", True,
+                  "INSTANCE_SCORE 'cls_x_keypoints'", "NMS would rank by keypoint confidences that "
+                  "do not exist before the KP-Nets; set INSTANCE_SCORE 'cls'")
+        _requires(c.get("NMS_TYPE") != "oks" or regression, "KPNETS_AFTER_NMS", True, "NMS_TYPE 'oks'",
+                  "OKS-NMS before the KP-Nets compares the regressed keypoints; set "
+                  "KEYPOINT_REGRESSION_ON True")
+    if c.KP_FEATURE_LAST_CONV == "conv3x3_gn_relu":
+        _requires(c.KP_FEATURE_OUT_CHANNELS % 2 == 0, "KP_FEATURE_LAST_CONV", c.KP_FEATURE_LAST_CONV,
+                  f"KP_FEATURE_OUT_CHANNELS {c.KP_FEATURE_OUT_CHANNELS}", "its GroupNorm of 2 groups "
+                  "needs an even KP_FEATURE_OUT_CHANNELS")
+
+
 def validate_inspose_config(cfg: CN) -> None:
     """Raise ``ConfigError`` naming the first ``MODEL.INSPOSE`` value InsPose cannot use."""
     for key, predicate, requirement in BOUNDS:
@@ -96,3 +163,4 @@ def validate_inspose_config(cfg: CN) -> None:
         value = _value(cfg, key)
         _check(value in allowed, key, value, f"must be one of {allowed}")
     _check_levels(cfg.MODEL.INSPOSE)
+    _check_release_options(cfg.MODEL.INSPOSE)

@@ -2,7 +2,9 @@
 
 Image + annotations -> resize / flip (keypoint flip pairs from the dataset's metadata) ->
 ``Instances`` with detectron2's standard fields (gt_boxes, gt_classes, gt_keypoints) for every
-non-crowd person, persons without keypoints included (the model decides what to do with them);
+non-crowd person, persons without keypoints included (the model decides what to do with them),
+plus ``gt_areas`` (the annotations' ``area``, in pixels^2 of the transformed image) when every
+person has one (InsPose's registered datasets keep it; the varifocal targets read it);
 crowd regions travel beside them as ``dataset_dict["crowd_boxes"]`` (a ``Boxes``, maybe empty).
 Nothing is dropped: a record whose keypoints do not match the dataset's K raises an error naming
 the file and the annotation.
@@ -27,6 +29,13 @@ logger = logging.getLogger(__name__)
 
 class KeypointCountError(ValueError):
     """An annotation whose keypoint list does not have 3 * K values."""
+
+
+def _area_scale(transforms) -> float:
+    """The factor by which ``transforms`` multiply areas: exact for resizes, flips and crops
+    (the unit square's transformed box)."""
+    x0, y0, x1, y1 = transforms.apply_box(np.array([[0.0, 0.0, 1.0, 1.0]]))[0]
+    return float((x1 - x0) * (y1 - y0))
 
 
 def _flip_indices(dataset_names: List[str]) -> Optional[np.ndarray]:
@@ -119,6 +128,9 @@ class InsPoseDatasetMapper:
                 )
             )
         instances = utils.annotations_to_instances(persons, image_size)
+        if persons and all("area" in p for p in persons):
+            areas = torch.tensor([float(p["area"]) for p in persons], dtype=torch.float32)
+            instances.gt_areas = areas * _area_scale(transforms)
         if not instances.has("gt_keypoints"):  # left out when the image has nobody
             instances.gt_keypoints = Keypoints(torch.zeros(0, self.num_keypoints, 3))
         dataset_dict["instances"] = instances

@@ -8,7 +8,10 @@ format and detectron2's test resize (``INPUT.MIN_SIZE_TEST`` / ``MAX_SIZE_TEST``
 ``inspose`` entry of the model's metadata_props; ``torch.export`` archives as the extra file
 ``inspose.json``.
 
-Options that cannot be exported are refused up front, naming the config key (``check_exportable``).
+Options that cannot be exported are refused up front, naming the config key (``check_exportable``,
+``check_opset``). The components of the authors' release all export: the keypoint-regression branch,
+the star deformable convs (ONNX DeformConv, opset >= 19; ONNX Runtime runs it), NMS_BOXES
+"regression" and KPNETS_AFTER_NMS (the graph runs the KP-Nets of NMS's survivors only).
 """
 import json
 import logging
@@ -24,6 +27,7 @@ from .metadata import FORMAT_VERSION, METADATA_KEY, TORCH_EXPORT_EXTRA_FILE, che
 __all__ = [
     "ExportError",
     "check_exportable",
+    "check_opset",
     "convolution_weight_inputs",
     "example_inputs",
     "export_metadata",
@@ -35,7 +39,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 FORMATS = ("onnx", "torch_export")
-DEFAULT_OPSET = 19  # the dynamo exporter's; deform_conv2d (a later option) needs >= 19
+DEFAULT_OPSET = 19  # the dynamo exporter's; the star convs' DeformConv (STAR_DEFORM_ON) needs >= 19
 
 
 class ExportError(ValueError):
@@ -54,6 +58,23 @@ def check_exportable(cfg, dynamic: bool) -> None:
         raise ExportError(
             f"MODEL.INSPOSE.OUTPUT_STRIDE {stride} with --dynamic: the map size is rounded from "
             "P3's, which a graph with symbolic sizes cannot do; export at a fixed --size"
+        )
+    nms_type = cfg.MODEL.INSPOSE.NMS_TYPE
+    if nms_type != "hard":
+        raise ExportError(
+            f"MODEL.INSPOSE.NMS_TYPE {nms_type!r}: the exported graph has hard NMS only (soft- and "
+            "OKS-NMS stop on the data, which torch.export cannot trace); export with "
+            "MODEL.INSPOSE.NMS_TYPE hard"
+        )
+
+
+def check_opset(cfg, fmt: str, opset: int) -> None:
+    """Raise ``ExportError`` when the ONNX ``opset`` lacks an operator the config's graph needs:
+    the star convs (STAR_DEFORM_ON) are ONNX DeformConv, which exists from opset 19."""
+    if fmt == "onnx" and cfg.MODEL.INSPOSE.STAR_DEFORM_ON and opset < 19:
+        raise ExportError(
+            f"MODEL.INSPOSE.STAR_DEFORM_ON True with --opset {opset}: the star deformable convs "
+            "are ONNX DeformConv, which needs opset >= 19"
         )
 
 
@@ -147,6 +168,7 @@ def export_model(
     if fmt not in FORMATS:
         raise ExportError(f"--format {fmt!r} is not one of {FORMATS}")
     check_exportable(cfg, dynamic)
+    check_opset(cfg, fmt, opset or DEFAULT_OPSET)
     metadata = export_metadata(cfg, fmt, size, dynamic)
     program = export_program(model, size, dynamic)
     if fmt == "torch_export":

@@ -10,7 +10,8 @@ final detections, with the model's own modules and the predictor's own steps:
    confidences, ``InsPoseCodec.decode`` with the offsets, boxes, instance scores
    (``InsPosePredictor.candidates``);
 4. NMS and the top TEST.DETECTIONS_PER_IMAGE (as ``InsPosePredictor.kept``, written so that 0 or 1
-   detections pass torch.export's runtime checks);
+   detections pass torch.export's runtime checks); with KPNETS_AFTER_NMS, NMS on the candidates'
+   boxes before any KP-Net (``InsPosePredictor.proposals``) and the KP-Nets of the survivors only;
 5. rescaling to the original image size, boxes clipped to it;
 6. outputs padded to N = TEST.DETECTIONS_PER_IMAGE rows (padded rows are zeros).
 
@@ -54,10 +55,21 @@ class InsPoseInference(nn.Module):
         outputs = model.predict_maps(ImageList(padded, [size]))
         locs = model.codec.locations(outputs.level_sizes, padded.device)
         scores = self.predictor.scores(outputs)[0]
-        found = self.predictor.candidates(outputs, locs, scores, 0, size)
-        keep = self._kept(found)
-        kept = Candidates(found.keypoints[keep], found.scores[keep], found.boxes[keep])
+        if self.predictor.kpnets_after_nms:
+            kept = self._kpnets_after_nms(outputs, locs, scores, size)
+        else:
+            found = self.predictor.candidates(outputs, locs, scores, 0, size)
+            keep = self._kept(found)
+            kept = Candidates(found.keypoints[keep], found.scores[keep], found.boxes[keep])
         return self._padded_outputs(self._rescaled(kept, size, original_size))
+
+    def _kpnets_after_nms(self, outputs, locs, scores: torch.Tensor, size) -> Candidates:
+        """``InsPosePredictor.predict_after_nms``: NMS on the KP-Net-free candidates, then the
+        KP-Nets of the survivors."""
+        proposals, locations = self.predictor.proposals(outputs, locs, scores, 0, size)
+        keep = self._kept(proposals)
+        keypoints, _ = self.predictor.kpnet_keypoints(outputs, locs, scores, 0, locations[keep], size)
+        return Candidates(keypoints, proposals.scores[keep], proposals.boxes[keep])
 
     def _kept(self, found: Candidates) -> torch.Tensor:
         """``InsPosePredictor.kept`` (NMS, best first, at most TEST.DETECTIONS_PER_IMAGE) in a form

@@ -3,18 +3,24 @@
 The criterion computes losses from the head outputs and the targets of ``InsPoseCodec.encode``;
 it builds no target itself.
 
-- L_cls: sigmoid focal loss over every location not in an ignore region, / positive locations.
+- L_cls: sigmoid focal loss over every location not in an ignore region, / positive locations;
+  with CLS_LOSS "varifocal" (the release) the varifocal loss against each positive's localisation
+  quality (``quality_targets.py``), / (positive locations + images), as the release normalises.
 - L_kpf (eq. 4): softmax cross-entropy of each trained KP-Net's map against one-hot keypoint cells,
-  averaged over the instance's labelled keypoints, / trained KP-Net instances. Trained instances
-  are the positive locations of persons with a labelled keypoint, within the positive budget;
-  computed in checkpointed chunks of instances (``kpnet_loss.py``).
+  averaged over the instance's labelled keypoints, / trained KP-Net instances (KPNET_LOSS_NORMALIZER
+  "keypoint", the release: summed over (instance, labelled keypoint) pairs / pairs). Trained
+  instances are the positive locations of persons with a labelled keypoint, within the positive
+  budget; computed in checkpointed chunks of instances (``kpnet_loss.py``).
 - L_do: L1 on the disk offsets, / supervised (keypoint, cell) pairs.
 - L_hm: CornerNet focal loss on the auxiliary heatmaps, / labelled keypoints (heatmap peaks).
 - L_box: GIoU on every positive location, / positive locations (box head only).
+- L_kpr: L1 of the keypoint regression ((dx, dy) in strides) on the labelled keypoints of every
+  positive location, / labelled coordinates (2 per labelled (positive, keypoint) pair: a mean
+  absolute error per coordinate, as the release) (KEYPOINT_REGRESSION_ON only).
 Every normaliser is averaged over processes (``losses.global_normalizer``); every term is finite
 for images without persons and batches without positives.
 """
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 from detectron2.config import configurable
@@ -25,6 +31,8 @@ from .kpnet import KPNetLayout
 from .kpnet_loss import kpnet_loss_sum
 from .level_maps import flatten_levels, gather_locations
 from .losses import focal_loss_sum, giou_loss_sum, global_normalizer, heatmap_focal_loss_sum, offset_l1_sum
+from .losses import varifocal_loss_sum
+from .quality_targets import VarifocalTargets
 
 __all__ = ["InsPoseCriterion"]
 
@@ -44,18 +52,27 @@ class InsPoseCriterion:
         heatmap_alpha: float = 2.0,
         heatmap_beta: float = 4.0,
         kpnet_loss_chunk: int = 8,
+        kpnet_loss_normalizer: str = "instance",
+        varifocal: Optional[VarifocalTargets] = None,
+        varifocal_alpha: float = 0.75,
+        varifocal_gamma: float = 2.0,
     ):
         """
         Args:
             loss_weights: weight of each loss name (loss_cls, loss_kpnet, loss_offset,
                 loss_heatmap, loss_box).
             kpnet_loss_chunk: KP-Net instances per checkpointed chunk (<= 0: all at once).
+            kpnet_loss_normalizer: "instance" or "keypoint" (KPNET_LOSS_NORMALIZER).
+            varifocal: the varifocal targets (CLS_LOSS "varifocal"), or None for the focal loss.
         """
         self.codec, self.layout = codec, layout
         self.weights = dict(loss_weights)
         self.focal_alpha, self.focal_gamma = focal_alpha, focal_gamma
         self.heatmap_alpha, self.heatmap_beta = heatmap_alpha, heatmap_beta
         self.kpnet_loss_chunk = kpnet_loss_chunk
+        self.kpnet_loss_normalizer = kpnet_loss_normalizer
+        self.varifocal = varifocal
+        self.varifocal_alpha, self.varifocal_gamma = varifocal_alpha, varifocal_gamma
 
     @classmethod
     def from_config(cls, cfg, codec: InsPoseCodec, layout: KPNetLayout) -> Dict:
@@ -69,39 +86,86 @@ class InsPoseCriterion:
                 "loss_offset": c.LOSS_WEIGHT_OFFSET,
                 "loss_heatmap": c.LOSS_WEIGHT_HEATMAP,
                 "loss_box": c.LOSS_WEIGHT_BOX,
+                "loss_keypoint_regression": c.LOSS_WEIGHT_KEYPOINT_REGRESSION,
             },
             "focal_alpha": c.FOCAL_LOSS_ALPHA,
             "focal_gamma": c.FOCAL_LOSS_GAMMA,
             "heatmap_alpha": c.HEATMAP_FOCAL_ALPHA,
             "heatmap_beta": c.HEATMAP_FOCAL_BETA,
             "kpnet_loss_chunk": c.KPNET_LOSS_CHUNK,
+            "kpnet_loss_normalizer": c.KPNET_LOSS_NORMALIZER,
+            "varifocal": cls.varifocal_targets(cfg, codec, layout),
+            "varifocal_alpha": c.VARIFOCAL_ALPHA,
+            "varifocal_gamma": c.VARIFOCAL_GAMMA,
         }
+
+    @staticmethod
+    def varifocal_targets(cfg, codec: InsPoseCodec, layout: KPNetLayout) -> Optional[VarifocalTargets]:
+        """The varifocal targets of CLS_LOSS "varifocal" (sigmas of DATASETS.TRAIN), else None."""
+        c = cfg.MODEL.INSPOSE
+        if c.CLS_LOSS != "varifocal":
+            return None
+        return VarifocalTargets(
+            codec=codec,
+            layout=layout,
+            mode=c.VARIFOCAL_TARGET,
+            weak_target=c.VARIFOCAL_WEAK_TARGET,
+            max_elements=c.KPNET_CHUNK_ELEMENTS,
+            dataset_names=list(cfg.DATASETS.TRAIN),
+        )
 
     def __call__(self, outputs: HeadOutputs, locs: LevelLocations, targets: InsPoseTargets):
         """Weighted losses: loss_cls and loss_kpnet always; loss_offset, loss_heatmap and loss_box
-        when the outputs hold offsets, heatmaps and boxes."""
-        losses = {"loss_cls": self.classification_loss(outputs, targets)}
-        losses["loss_kpnet"] = self.kpnet_loss(outputs, locs, targets)
+        when the outputs hold offsets, heatmaps and boxes; loss_keypoint_regression with the
+        keypoint-regression maps."""
+        loss_kpnet, trained_cells = self.kpnet_loss(outputs, locs, targets)
+        quality = None
+        if self.varifocal is not None:
+            quality = self.varifocal(outputs, locs, targets, trained_cells)
+        losses = {"loss_cls": self.classification_loss(outputs, targets, quality)}
+        losses["loss_kpnet"] = loss_kpnet
         if outputs.offsets is not None:
             losses["loss_offset"] = self.offset_loss(outputs.offsets, targets)
         if outputs.heatmaps is not None:
             losses["loss_heatmap"] = self.heatmap_loss(outputs.heatmaps, targets)
         if outputs.boxes is not None:
             losses["loss_box"] = self.box_loss(outputs, locs, targets)
+        if outputs.keypoint_regression is not None:
+            losses["loss_keypoint_regression"] = self.keypoint_regression_loss(outputs, targets)
         return {name: value * self.weights[name] for name, value in losses.items()}
 
-    def classification_loss(self, outputs: HeadOutputs, targets: InsPoseTargets):
+    def classification_loss(
+        self, outputs: HeadOutputs, targets: InsPoseTargets, quality: Optional[torch.Tensor] = None
+    ):
+        """Focal loss / positives; with ``quality`` ((Q,) varifocal targets of the positives)
+        the varifocal loss / (positives + images)."""
         flat = flatten_levels(outputs.logits).squeeze(2)  # (B, L)
+        if quality is not None:
+            return self.varifocal_loss(flat, targets, quality)
         loss = focal_loss_sum(
             flat[targets.valid], targets.labels[targets.valid], self.focal_alpha, self.focal_gamma
         )
         return loss / global_normalizer(targets.labels.sum())
 
+    def varifocal_loss(self, flat: torch.Tensor, targets: InsPoseTargets, quality: torch.Tensor):
+        """Varifocal loss of the (B, L) logits over the valid locations, / (positives + images)."""
+        target_map = torch.zeros_like(targets.labels)
+        target_map[targets.pos_image, targets.pos_location] = quality
+        valid = targets.valid
+        positive = targets.labels[valid] > 0
+        alpha, gamma = self.varifocal_alpha, self.varifocal_gamma
+        loss = varifocal_loss_sum(flat[valid], target_map[valid], positive, alpha, gamma)
+        num_images = targets.labels.shape[0]
+        return loss / global_normalizer(targets.labels.sum() + num_images)
+
     def kpnet_loss(self, outputs: HeadOutputs, locs: LevelLocations, targets: InsPoseTargets):
+        """L_kpf, and the (M, K) argmax cells of the trained KP-Nets when the varifocal targets
+        need them (else None)."""
         features = outputs.kp_features
         params = gather_locations(outputs.params, targets.kp_image, targets.kp_location)
         rel_x, rel_y = self.codec.relative_coordinates(locs, targets.kp_location, outputs.map_size)
-        total, count = kpnet_loss_sum(
+        with_peaks = self.varifocal is not None
+        total, count, *peaks = kpnet_loss_sum(
             features,
             targets.kp_image,
             params,
@@ -111,11 +175,13 @@ class InsPoseCriterion:
             targets.kp_cells,
             targets.kp_labelled,
             self.kpnet_loss_chunk,
+            self.kpnet_loss_normalizer,
+            with_peaks,
         )
         # With no KP-Net to train (no labelled person in this process's images) the keypoint
         # branch would get no gradient, which DistributedDataParallel rejects: keep it in the graph.
         total = total + 0.0 * features.sum()
-        return total / global_normalizer(count)
+        return total / global_normalizer(count), (peaks[0] if with_peaks else None)
 
     def offset_loss(self, offsets: torch.Tensor, targets: InsPoseTargets):
         batch, channels, height, width = offsets.shape
@@ -136,3 +202,15 @@ class InsPoseCriterion:
         predicted = self.codec.decode_boxes(locs.points[targets.pos_location], distances)
         total = giou_loss_sum(predicted, targets.pos_boxes)
         return total / global_normalizer(distances.new_tensor(float(predicted.shape[0])))
+
+    def keypoint_regression_loss(self, outputs: HeadOutputs, targets: InsPoseTargets):
+        """L1 of the (Q, K, 2) regressed keypoints of the positives on their labelled keypoints,
+        / labelled coordinates (averaged over processes)."""
+        maps = outputs.keypoint_regression
+        gathered = gather_locations(maps, targets.pos_image, targets.pos_location)  # (Q, 2K)
+        labelled = targets.pos_regression_labelled  # (Q, K)
+        predicted = gathered.view(*labelled.shape, 2)
+        total = offset_l1_sum(predicted[labelled], targets.pos_regression[labelled])
+        # Without positives the branch would get no gradient (DistributedDataParallel): keep it.
+        total = total + 0.0 * sum(m.sum() for m in maps)
+        return total / global_normalizer(2.0 * labelled.sum())

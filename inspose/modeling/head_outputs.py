@@ -22,6 +22,10 @@ class HeadOutputs:
         heatmaps: (B, K, H_3, W_3) auxiliary heatmap logits on P3, in training with HEATMAP_ON;
             else None.
         level_sizes: (H_i, W_i) of each FPN level, P3 first.
+        keypoint_regression: per FPN level (B, 2K, H_i, W_i) regressed keypoints relative to each
+            location in units of the level's stride, (dx_k, dy_k) in channels (2k, 2k + 1)
+            (``InsPoseCodec.decode_regression``); None with KEYPOINT_REGRESSION_ON off, and at test
+            time when nothing reads it (no star convs, NMS_BOXES not "regression", KP-Nets before NMS).
     """
 
     logits: List[torch.Tensor]
@@ -31,6 +35,7 @@ class HeadOutputs:
     offsets: Optional[torch.Tensor]
     heatmaps: Optional[torch.Tensor]
     level_sizes: List[Tuple[int, int]]
+    keypoint_regression: Optional[List[torch.Tensor]] = None
 
     @property
     def map_size(self) -> Tuple[int, int]:

@@ -8,9 +8,11 @@ re-entrant), which keeps only the chunk's inputs, drops its activations after th
 recomputes them, one chunk at a time, in the backward pass. So the loss's own memory is one
 chunk's activations, whatever the positive budget, for the price of running the KP-Nets twice
 (cheap next to the backbone). Losses and gradients equal the unchunked computation up to the order
-of float summation.
+of float summation, with either normaliser (KPNET_LOSS_NORMALIZER: both are sums over instances).
+On request the pass also returns each map's (detached) argmax cell, which the varifocal targets
+read (``quality_targets.py``), so they cost no extra KP-Net pass.
 """
-from typing import Tuple
+from typing import Tuple, Union
 
 import torch
 from torch.utils.checkpoint import checkpoint
@@ -21,9 +23,12 @@ from .losses import kpnet_cross_entropy_sum
 __all__ = ["kpnet_loss_sum"]
 
 
-def _loss_of_chunk(features, image_index, params, rel_x, rel_y, cells, labelled, layout):
+def _loss_of_chunk(features, image_index, params, rel_x, rel_y, cells, labelled, layout, normalizer, peaks):
+    """The chunk's summed loss, and with ``peaks`` its maps' (n, K) argmax cells (no gradient)."""
     logits = kpnet_forward(features, image_index, params, layout, rel_x, rel_y)
-    total, _ = kpnet_cross_entropy_sum(logits, cells, labelled)
+    total, _ = kpnet_cross_entropy_sum(logits, cells, labelled, normalizer)
+    if peaks:
+        return total, logits.detach().argmax(dim=2)
     return total
 
 
@@ -37,8 +42,10 @@ def kpnet_loss_sum(
     cells: torch.Tensor,
     labelled: torch.Tensor,
     chunk_size: int,
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Sum over the M trained KP-Nets of their mean cross-entropy, and the count that normalises it.
+    normalizer: str = "instance",
+    with_peaks: bool = False,
+) -> Union[Tuple[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The M trained KP-Nets' summed cross-entropy and the count that normalises it.
 
     Args:
         features: (B, C_kp, H, W) keypoint features.
@@ -46,19 +53,25 @@ def kpnet_loss_sum(
         cells: (M, K) target cells; labelled: (M, K) bool.
         chunk_size: instances per checkpointed chunk; <= 0 runs all M at once without
             checkpointing (the reference computation).
+        normalizer: "instance": each instance's mean over its labelled keypoints, summed, and the
+            number of instances with a labelled keypoint; "keypoint": the sum over labelled
+            (instance, keypoint) pairs and their number (``losses.kpnet_cross_entropy_sum``).
+        with_peaks: also return the (M, K) argmax cell of every map (detached).
     Returns:
-        the summed loss and the number of instances with a labelled keypoint (scalar tensors).
+        the summed loss and the count (scalar tensors), then the (M, K) cells with ``with_peaks``.
     """
-    count = labelled.any(dim=1).sum()
-    num = params.shape[0]
+    count = labelled.sum() if normalizer == "keypoint" else labelled.any(dim=1).sum()
+    args = (layout, normalizer, with_peaks)
     if chunk_size <= 0:
-        return _loss_of_chunk(features, image_index, params, rel_x, rel_y, cells, labelled, layout), count
+        out = _loss_of_chunk(features, image_index, params, rel_x, rel_y, cells, labelled, *args)
+        return (out[0], count, out[1]) if with_peaks else (out, count)
     # 0 x params keeps the controller in the graph when there are no instances (DDP needs every
     # parameter to get a gradient), as the unchunked computation does
     total = 0.0 * params.sum()
-    for start in range(0, num, chunk_size):  # chunks of instances, each vectorised
+    peaks = [cells.new_zeros(0, layout.num_keypoints)]
+    for start in range(0, params.shape[0], chunk_size):  # chunks of instances, each vectorised
         part = slice(start, start + chunk_size)
-        total = total + checkpoint(
+        out = checkpoint(
             _loss_of_chunk,
             features,
             image_index[part],
@@ -67,7 +80,11 @@ def kpnet_loss_sum(
             rel_y[part],
             cells[part],
             labelled[part],
-            layout,
+            *args,
             use_reentrant=False,
         )
-    return total, count
+        if with_peaks:
+            out, chunk_peaks = out
+            peaks.append(chunk_peaks)
+        total = total + out
+    return (total, count, torch.cat(peaks)) if with_peaks else (total, count)

@@ -8,10 +8,12 @@ No function synchronises with the host.
 import torch
 import torch.distributed as dist
 from fvcore.nn import giou_loss, sigmoid_focal_loss_jit
+from torch.nn import functional as F
 
 __all__ = [
     "global_normalizer",
     "focal_loss_sum",
+    "varifocal_loss_sum",
     "kpnet_cross_entropy_sum",
     "offset_l1_sum",
     "heatmap_focal_loss_sum",
@@ -34,20 +36,49 @@ def focal_loss_sum(logits: torch.Tensor, targets: torch.Tensor, alpha: float, ga
     return sigmoid_focal_loss_jit(logits, targets, alpha=alpha, gamma=gamma, reduction="sum")
 
 
-def kpnet_cross_entropy_sum(logits: torch.Tensor, cells: torch.Tensor, labelled: torch.Tensor):
-    """Softmax cross-entropy over positions, averaged over each instance's labelled keypoints.
+def varifocal_loss_sum(
+    logits: torch.Tensor, quality: torch.Tensor, positive: torch.Tensor, alpha: float, gamma: float
+) -> torch.Tensor:
+    """Varifocal loss (VarifocalNet) summed over M locations.
+
+    A positive with target q (its localisation quality) costs -q (q log p + (1 - q) log(1 - p)),
+    a negative -alpha p^gamma log(1 - p), with p = sigmoid(logit). Positives are the ``positive``
+    flags, so a positive with q = 0 costs 0 (the release's mmdet loss, which tells positives by
+    q > 0, would make it a negative).
+
+    Args:
+        logits: (M,) classification logits; quality: (M,) q in [0, 1] (read at positives only);
+        positive: (M,) bool.
+    Returns:
+        the summed loss (a scalar tensor).
+    """
+    logits = logits.float()
+    target = torch.where(positive, quality.float(), torch.zeros_like(logits))
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    weight = torch.where(positive, target, alpha * torch.sigmoid(logits).pow(gamma))
+    return (bce * weight).sum()
+
+
+def kpnet_cross_entropy_sum(
+    logits: torch.Tensor, cells: torch.Tensor, labelled: torch.Tensor, normalizer: str = "instance"
+):
+    """Softmax cross-entropy over positions of N KP-Nets' keypoint maps, as a sum and its count.
 
     Args:
         logits: (N, K, H * W) KP-Net outputs.
         cells: (N, K) target cell of each keypoint.
         labelled: (N, K) bool, keypoints that count (v > 0).
+        normalizer: "instance": the sum over instances of their mean over labelled keypoints, and
+            the number of instances with a labelled keypoint; "keypoint": the sum over labelled
+            (instance, keypoint) pairs, and their number.
     Returns:
-        the sum over instances of their mean loss, and the number of instances with a labelled
-        keypoint (both scalar tensors).
+        the sum and the count (scalar tensors).
     """
     logits = logits.float()
     picked = logits.gather(2, cells[:, :, None]).squeeze(2)
     per_keypoint = (torch.logsumexp(logits, dim=2) - picked) * labelled
+    if normalizer == "keypoint":
+        return per_keypoint.sum(), labelled.sum()
     counts = labelled.sum(dim=1)
     per_instance = per_keypoint.sum(dim=1) / counts.clamp(min=1)
     return per_instance.sum(), (counts > 0).sum()

@@ -5,7 +5,8 @@ gt_classes, gt_keypoints in training, optional "crowd_boxes", "height"/"width" f
 Training: heads (``HeadOutputs``) + ``InsPoseCodec.encode`` (targets) -> ``InsPoseCriterion``, which
 returns the loss dict. Inference: heads -> ``InsPosePredictor`` (selection, KP-Nets, decoding with
 the codec, NMS) -> [{"instances": Instances}] with pred_keypoints (N, K, 3), pred_boxes, scores and
-pred_classes at the requested output size.
+pred_classes at the requested output size. With KEYPOINT_REGRESSION_ON the keypoint-regression
+branch runs on the FPN levels before the instance head, whose star convs (STAR_DEFORM_ON) it places.
 """
 from typing import Dict, List, Optional
 
@@ -16,10 +17,19 @@ from detectron2.structures import ImageList
 from torch import nn
 
 from ..config import validate_inspose_config
+from ..config.validation import nms_box_source
 from .codec import InsPoseCodec
 from .criterion import InsPoseCriterion
 from .head_outputs import HeadOutputs
-from .heads import DiskOffsetBranch, HeatmapBranch, InstanceHead, KeypointFeatureBranch, resample_to
+from .heads import (
+    DiskOffsetBranch,
+    HeatmapBranch,
+    InstanceHead,
+    KeypointFeatureBranch,
+    KeypointRegressionBranch,
+    resample_to,
+    star_keypoint_indices,
+)
 from .inference import InsPosePredictor, rescale_instances
 from .kpnet import KPNetLayout
 
@@ -46,7 +56,14 @@ class InsPose(nn.Module):
         pixel_mean: List[float],
         pixel_std: List[float],
         channels_last: bool = False,
+        keypoint_regression: Optional[KeypointRegressionBranch] = None,
+        regression_at_test: bool = False,
     ):
+        """
+        Args:
+            keypoint_regression: the keypoint-regression branch (KEYPOINT_REGRESSION_ON), or None;
+                regression_at_test: run it at test time too (something there reads it).
+        """
         super().__init__()
         self.backbone = backbone
         self.in_features = in_features
@@ -54,6 +71,8 @@ class InsPose(nn.Module):
         self.keypoint_branch = keypoint_branch
         self.offset_branch = offset_branch
         self.heatmap_branch = heatmap_branch
+        self.keypoint_regression = keypoint_regression
+        self.regression_at_test = regression_at_test
         self.codec = codec
         self.criterion = criterion
         self.predictor = predictor
@@ -84,6 +103,8 @@ class InsPose(nn.Module):
             prior_prob=c.PRIOR_PROB,
             box_head=c.BOX_HEAD_ON,
             kpnet_layout=layout if c.KPNET_INIT == "he" else None,
+            star_taps=star_keypoint_indices(cfg) if c.STAR_DEFORM_ON else None,
+            star_grad_mult=c.STAR_GRAD_MULT,
         )
         keypoint_branch = KeypointFeatureBranch(
             p3.channels,
@@ -91,6 +112,7 @@ class InsPose(nn.Module):
             channels=c.KP_FEATURE_CHANNELS,
             out_channels=c.KP_FEATURE_OUT_CHANNELS,
             norm=c.NORM,
+            last_conv=c.KP_FEATURE_LAST_CONV,
         )
         offset_branch = heatmap_branch = None
         if c.DISK_OFFSET_ON:
@@ -122,7 +144,24 @@ class InsPose(nn.Module):
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "channels_last": c.CHANNELS_LAST,
+            **cls._keypoint_regression(cfg, p3.channels),
         }
+
+    @staticmethod
+    def _keypoint_regression(cfg, in_channels: int) -> Dict:
+        """The keypoint-regression branch's arguments (none with KEYPOINT_REGRESSION_ON off)."""
+        c = cfg.MODEL.INSPOSE
+        if not c.KEYPOINT_REGRESSION_ON:
+            return {}
+        branch = KeypointRegressionBranch(
+            in_channels,
+            num_keypoints=c.NUM_KEYPOINTS,
+            num_convs=c.KEYPOINT_REGRESSION_CONVS,
+            channels=c.KEYPOINT_REGRESSION_CHANNELS,
+            norm=c.NORM,
+        )
+        read_at_test = c.STAR_DEFORM_ON or nms_box_source(c) == "regression" or c.KPNETS_AFTER_NMS
+        return {"keypoint_regression": branch, "regression_at_test": read_at_test}
 
     @property
     def device(self) -> torch.device:
@@ -137,7 +176,10 @@ class InsPose(nn.Module):
         """Every head's output for a padded batch (B, 3, H, W); the heatmaps only in training."""
         features = self.backbone(images.tensor)
         levels = [features[f] for f in self.in_features]
-        logits, params, boxes = self.head(levels)
+        regression = None
+        if self.keypoint_regression is not None and (self.training or self.regression_at_test):
+            regression = self.keypoint_regression(levels)
+        logits, params, boxes = self.head(levels, regression)
         p3 = levels[0]
         map_size = self.codec.output_map_size(tuple(p3.shape[-2:]))
         offsets = heatmaps = None
@@ -153,6 +195,7 @@ class InsPose(nn.Module):
             offsets=offsets,
             heatmaps=heatmaps,
             level_sizes=[tuple(x.shape[-2:]) for x in levels],
+            keypoint_regression=regression,
         )
 
     def forward(self, batched_inputs: List[Dict]):

@@ -6,6 +6,9 @@
 - ``decode(cells, map_size, offset_map, image_index) -> keypoints`` and
   ``decode_boxes(points, distances) -> boxes``: the predictor's argmax cells and box distances back
   to input coordinates; the box loss decodes its distances with the same function.
+- ``regression_targets(points, strides, keypoints)`` / ``decode_regression(points, strides,
+  deltas)``: keypoints relative to a location in units of its stride (the keypoint-regression
+  branch), and back.
 - ``relative_coordinates``: the KP-Nets' relative-coordinate input of given locations, the same in
   training and inference.
 
@@ -81,6 +84,7 @@ class InsPoseCodec:
         assign_with_annotated_boxes: bool = False,
         no_keypoint_persons: str = "ignore",
         ignore_crowd: bool = True,
+        keypoint_regression_on: bool = False,
     ):
         self.num_keypoints = num_keypoints
         self.fpn_strides = list(fpn_strides)
@@ -98,6 +102,7 @@ class InsPoseCodec:
         self.assign_with_annotated_boxes = assign_with_annotated_boxes
         self.no_keypoint_persons = no_keypoint_persons
         self.ignore_crowd = ignore_crowd
+        self.keypoint_regression_on = keypoint_regression_on
 
     @classmethod
     def from_config(cls, cfg) -> "InsPoseCodec":
@@ -119,6 +124,7 @@ class InsPoseCodec:
             assign_with_annotated_boxes=c.BOX_HEAD_ON,
             no_keypoint_persons=c.NO_KEYPOINT_PERSONS,
             ignore_crowd=c.IGNORE_CROWD,
+            keypoint_regression_on=c.KEYPOINT_REGRESSION_ON,
         )
 
     # ------------------------------------------------------------------ geometry
@@ -158,7 +164,7 @@ class InsPoseCodec:
             locs: the L locations of the padded batch (``locations``); P3's size sets the output
                 map (``output_map_size``) and the heatmap map.
             gt_instances: per image, ``gt_keypoints`` (P, K, 3) and ``gt_boxes`` (P, 4) of its
-                non-crowd persons.
+                non-crowd persons, optionally ``gt_areas`` (P,) (``person_areas``).
             crowd_boxes: per image (Q, 4) xyxy crowd regions, or None.
         """
         device = locs.points.device
@@ -178,7 +184,15 @@ class InsPoseCodec:
             pos_image=_image_index(images, "pos_location"),
             pos_location=_cat(images, "pos_location"),
             pos_boxes=_cat(images, "pos_boxes"),
+            pos_instance=_cat(images, "pos_instance"),
+            pos_keypoints=_cat(images, "pos_keypoints"),
+            pos_areas=_cat(images, "pos_areas"),
+            pos_trained=_cat(images, "pos_trained"),
         )
+        if self.keypoint_regression_on:
+            targets.pos_regression, targets.pos_regression_labelled = self.regression_targets(
+                locs.points[targets.pos_location], locs.strides[targets.pos_location], targets.pos_keypoints
+            )
         persons, person_image = _cat(images, "persons"), _image_index(images, "persons")
         if self.disk_offsets_on:
             map_size = self.output_map_size(locs.sizes[0])
@@ -195,6 +209,7 @@ class InsPoseCodec:
         a = self.assign(locs, keypoints, inst.gt_boxes.tensor.to(device), crowd)
         sampled = self.sample_kpnet_positives(a.owner, a.trains_keypoints, self.kpnet_positive_budget)
         positive = (a.owner >= 0).nonzero().squeeze(1)
+        pos_instance = a.owner[positive]
         return _ImageTargets(
             labels=(a.owner >= 0).float(),
             valid=~a.ignore,
@@ -203,8 +218,20 @@ class InsPoseCodec:
             kp_keypoints=keypoints[a.owner[sampled]],
             pos_location=positive,
             pos_boxes=a.boxes[a.owner[positive]],
+            pos_instance=pos_instance,
+            pos_keypoints=keypoints[pos_instance],
+            pos_areas=self.person_areas(inst).to(device)[pos_instance],
+            pos_trained=torch.isin(positive, sampled),  # both sorted: kp rows follow positives
             persons=keypoints[a.trains_keypoints],
         )
+
+    @staticmethod
+    def person_areas(inst: Instances) -> torch.Tensor:
+        """(P,) area of each person in input pixels^2: ``gt_areas`` (the annotation's area, scaled
+        with the image by the dataset mapper) when the Instances have it, else its box's area."""
+        if inst.has("gt_areas"):
+            return inst.gt_areas.float()
+        return inst.gt_boxes.area().float()
 
     def person_boxes(self, keypoints: torch.Tensor, annotated: torch.Tensor) -> torch.Tensor:
         """(P, 4) boxes locations are assigned with: grown pseudo-boxes, or the annotated boxes."""
@@ -275,6 +302,22 @@ class InsPoseCodec:
         inside = torch.stack([points_in_boxes(centres, boxes) for boxes in regions])
         return (~inside).float().view(len(regions), 1, *map_size)
 
+    @staticmethod
+    def regression_targets(
+        points: torch.Tensor, strides: torch.Tensor, keypoints: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Keypoint-regression targets of Q locations.
+
+        Args:
+            points: (Q, 2) locations (x, y); strides: (Q,) their levels' strides.
+            keypoints: (Q, K, 3) the keypoints of each location's person.
+        Returns:
+            (Q, K, 2) (keypoint - location) / stride, 0 where unlabelled, and (Q, K) labelled (v > 0).
+        """
+        labelled = keypoints[..., 2] > 0
+        deltas = (keypoints[..., :2] - points[:, None, :]) / strides[:, None, None]
+        return torch.where(labelled[..., None], deltas, torch.zeros_like(deltas)), labelled
+
     # ------------------------------------------------------------------ decoding
     @staticmethod
     def gather_offsets(
@@ -331,6 +374,14 @@ class InsPoseCodec:
         return self.decode_cells(cells, map_size[1], offsets)
 
     @staticmethod
+    def decode_regression(points: torch.Tensor, strides: torch.Tensor, deltas: torch.Tensor) -> torch.Tensor:
+        """(n, 2) locations, (n,) strides and (n, 2K) (or (n, K, 2)) regressed (dx_k, dy_k) in
+        strides -> (n, K, 2) keypoints x, y in input coordinates (``regression_targets`` inverted)."""
+        if deltas.dim() == 2:
+            deltas = deltas.view(deltas.shape[0], deltas.shape[1] // 2, 2)
+        return points[:, None, :] + deltas * strides[:, None, None]
+
+    @staticmethod
     def decode_boxes(points: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
         """(N, 2) locations and (N, 4) distances (l, t, r, b) -> (N, 4) xyxy boxes."""
         return torch.cat([points - distances[:, :2], points + distances[:, 2:]], dim=1)
@@ -347,6 +398,10 @@ class _ImageTargets:
     kp_keypoints: torch.Tensor
     pos_location: torch.Tensor
     pos_boxes: torch.Tensor
+    pos_instance: torch.Tensor
+    pos_keypoints: torch.Tensor
+    pos_areas: torch.Tensor
+    pos_trained: torch.Tensor
     persons: torch.Tensor  # (P, K, 3) the image's persons with a labelled keypoint
 
 

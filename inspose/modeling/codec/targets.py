@@ -24,6 +24,16 @@ class InsPoseTargets:
             kp_labelled: (M, K) bool, keypoints with v > 0.
         pos_image, pos_location: (Q,) every positive location; pos_boxes: (Q, 4) xyxy box of its
             person (the box it was assigned with).
+        pos_instance: (Q,) index of its person in the image's gt ``Instances``; pos_keypoints:
+            (Q, K, 3) that person's keypoints (all v = 0 for a weak positive, a person without
+            labelled keypoints under NO_KEYPOINT_PERSONS "positive"); pos_areas: (Q,) its area in
+            input pixels^2 (``gt_areas``, the annotation's scaled area, else its box's area).
+        pos_trained: (Q,) bool, positives with a trained KP-Net: the kp rows are exactly the
+            positives with pos_trained, in the same (image, location) order.
+        pos_regression: (Q, K, 2) keypoint-regression targets of every positive, its person's
+            keypoints relative to the location in units of its stride (0 where unlabelled), and
+            pos_regression_labelled: (Q, K) bool, v > 0 (``InsPoseCodec.regression_targets``;
+            None with KEYPOINT_REGRESSION_ON off).
         disk_offsets: sparse offset targets on the output map (None with DISK_OFFSET_ON off).
         heatmaps: (B, K, H_3, W_3) heatmap targets on P3 and heatmap_weight: (B, 1, H_3, W_3),
             0 inside crowd regions (None with HEATMAP_ON off).
@@ -40,6 +50,12 @@ class InsPoseTargets:
     pos_image: torch.Tensor
     pos_location: torch.Tensor
     pos_boxes: torch.Tensor
+    pos_instance: torch.Tensor
+    pos_keypoints: torch.Tensor
+    pos_areas: torch.Tensor
+    pos_trained: torch.Tensor
     disk_offsets: Optional[DiskOffsets] = None
     heatmaps: Optional[torch.Tensor] = None
     heatmap_weight: Optional[torch.Tensor] = None
+    pos_regression: Optional[torch.Tensor] = None
+    pos_regression_labelled: Optional[torch.Tensor] = None

@@ -1,5 +1,18 @@
-"""InsPose's heads: the shared instance head and the P3 branches."""
+"""InsPose's heads: the shared instance head, the keypoint regression and the P3 branches."""
 from .instance_head import InstanceHead
+from .keypoint_regression import KeypointRegressionBranch
 from .p3_branches import DiskOffsetBranch, HeatmapBranch, KeypointFeatureBranch, resample_to
+from .star_conv import StarConv, star_offsets
+from .star_keypoints import star_keypoint_indices
 
-__all__ = ["InstanceHead", "KeypointFeatureBranch", "DiskOffsetBranch", "HeatmapBranch", "resample_to"]
+__all__ = [
+    "InstanceHead",
+    "KeypointFeatureBranch",
+    "KeypointRegressionBranch",
+    "DiskOffsetBranch",
+    "HeatmapBranch",
+    "StarConv",
+    "resample_to",
+    "star_keypoint_indices",
+    "star_offsets",
+]

@@ -7,6 +7,7 @@ from detectron2.layers import ShapeSpec
 from torch import nn
 from torch.nn import functional as F
 
+from .star_conv import StarConv, as_taps, star_offsets
 from .tower import conv_tower, init_normal, init_prior_bias
 
 __all__ = ["InstanceHead"]
@@ -42,6 +43,11 @@ class InstanceHead(nn.Module):
     Outputs per level (B, 1, H_i, W_i) person logits, (B, C_f, H_i, W_i) KP-Net parameters and,
     with the box head, (B, 4, H_i, W_i) distances (l, t, r, b) in pixels from the controller tower
     (regressed in units of the level's stride, as FCOS does).
+
+    With ``star_taps`` (9 keypoint indices, STAR_DEFORM_ON) each tower's output is concatenated
+    with a star deformable conv of it (``star_conv.py``), placed by the keypoint regression of the
+    same level, so the classifier and the controller take twice the tower's channels; the box
+    head stays on the plain controller tower.
     """
 
     def __init__(
@@ -56,14 +62,22 @@ class InstanceHead(nn.Module):
         prior_prob: float = 0.01,
         box_head: bool = False,
         kpnet_layout=None,
+        star_taps: Optional[List[int]] = None,
+        star_grad_mult: float = 0.1,
     ):
         super().__init__()
         in_channels = input_shape.channels
         self.cls_tower = conv_tower(in_channels, channels, num_convs, norm)
         self.controller_tower = conv_tower(in_channels, channels, num_convs, norm)
         tower_out = channels if num_convs > 0 else in_channels
-        self.cls_logits = nn.Conv2d(tower_out, 1, 3, padding=1)
-        self.controller = nn.Conv2d(tower_out, num_kpnet_params, 3, padding=1)
+        self.cls_star = self.controller_star = None
+        if star_taps is not None:
+            self.cls_star, self.controller_star = StarConv(tower_out, norm), StarConv(tower_out, norm)
+            self.register_buffer("star_taps", as_taps(star_taps), persistent=False)
+            self.star_grad_mult = star_grad_mult
+        head_in = 2 * tower_out if star_taps is not None else tower_out
+        self.cls_logits = nn.Conv2d(head_in, 1, 3, padding=1)
+        self.controller = nn.Conv2d(head_in, num_kpnet_params, 3, padding=1)
         init_normal(self.cls_logits)
         init_normal(self.controller)
         init_prior_bias(self.cls_logits, prior_prob)
@@ -77,16 +91,33 @@ class InstanceHead(nn.Module):
         self.strides = list(strides)
 
     def forward(
-        self, features: List[torch.Tensor]
+        self, features: List[torch.Tensor], keypoint_regression: Optional[List[torch.Tensor]] = None
     ) -> Tuple[List[torch.Tensor], List[torch.Tensor], Optional[List[torch.Tensor]]]:
         """Per level: logits (B, 1, H_i, W_i), params (B, C_f, H_i, W_i), and boxes
-        (B, 4, H_i, W_i) with the box head (else None instead of the list)."""
+        (B, 4, H_i, W_i) with the box head (else None instead of the list).
+
+        Args:
+            keypoint_regression: per level (B, 2K, H_i, W_i) regressed keypoints in strides
+                (``KeypointRegressionBranch``); needed with the star convs, else unused.
+        """
+        if self.cls_star is not None and keypoint_regression is None:
+            raise ValueError("the star deformable convs need the keypoint regression of every level")
         logits, params, boxes = [], [], []
         for level, x in enumerate(features):
-            logits.append(self.cls_logits(self.cls_tower(x)))
+            offsets = None
+            if self.cls_star is not None:
+                offsets = star_offsets(keypoint_regression[level], self.star_taps, self.star_grad_mult)
+            logits.append(self.cls_logits(self._with_star(self.cls_tower(x), self.cls_star, offsets)))
             tower = self.controller_tower(x)
-            params.append(self.controller(tower))
+            params.append(self.controller(self._with_star(tower, self.controller_star, offsets)))
             if self.box_pred is not None:
                 distances = F.relu(self.box_scales[level](self.box_pred(tower))) * self.strides[level]
                 boxes.append(distances)
         return logits, params, boxes if self.box_pred is not None else None
+
+    @staticmethod
+    def _with_star(tower: torch.Tensor, star: Optional[StarConv], offsets) -> torch.Tensor:
+        """(B, C, H, W) -> (B, 2C, H, W) [tower, star conv of it] with the star convs, else itself."""
+        if star is None:
+            return tower
+        return torch.cat([tower, star(tower, offsets)], dim=1)

@@ -22,16 +22,36 @@ def resample_to(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
 
 
 class KeypointFeatureBranch(nn.Module):
-    """P3 (B, C, H, W) -> F_kp (B, C_kp, H, W): convs of ``channels``, then a 1x1 conv to C_kp."""
+    """P3 (B, C, H, W) -> F_kp (B, C_kp, H, W): convs of ``channels``, then a conv to C_kp.
 
-    def __init__(self, in_channels: int, *, num_convs: int, channels: int, out_channels: int, norm: str):
+    ``last_conv`` (KP_FEATURE_LAST_CONV): "linear_1x1", a 1x1 conv with bias (default), or
+    "conv3x3_gn_relu", a 3x3 conv without bias, GroupNorm of 2 groups and ReLU (the release).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        *,
+        num_convs: int,
+        channels: int,
+        out_channels: int,
+        norm: str,
+        last_conv: str = "linear_1x1",
+    ):
         super().__init__()
         self.tower = conv_tower(in_channels, channels, num_convs, norm)
-        self.project = nn.Conv2d(channels if num_convs else in_channels, out_channels, 1)
+        width = channels if num_convs else in_channels
+        self.finish = None
+        if last_conv == "conv3x3_gn_relu":
+            self.project = nn.Conv2d(width, out_channels, 3, padding=1, bias=False)
+            self.finish = nn.Sequential(nn.GroupNorm(2, out_channels), nn.ReLU(inplace=True))
+        else:
+            self.project = nn.Conv2d(width, out_channels, 1)
         init_normal(self.project)
 
     def forward(self, p3: torch.Tensor) -> torch.Tensor:
-        return self.project(self.tower(p3))
+        features = self.project(self.tower(p3))
+        return self.finish(features) if self.finish is not None else features
 
 
 class DiskOffsetBranch(nn.Module):
