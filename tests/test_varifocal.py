@@ -19,7 +19,8 @@ from inspose.modeling.head_outputs import HeadOutputs
 from inspose.modeling.kpnet import KPNetLayout, kpnet_reference
 from inspose.modeling.level_maps import flatten_levels, gather_locations
 from inspose.modeling.losses import varifocal_loss_sum
-from inspose.modeling.quality_targets import VarifocalTargets, dataset_oks_sigmas
+from inspose.modeling.oks import dataset_oks_sigmas
+from inspose.modeling.quality_targets import VarifocalTargets
 
 from .model_utils import batch_item, tiny_cfg, tiny_model
 

@@ -30,7 +30,7 @@ from detectron2.config import configurable
 from detectron2.structures import Boxes, Instances
 
 from .codec import InsPoseCodec, LevelLocations
-from .dataset_sigmas import oks_sigmas_from_config
+from .oks import oks_sigmas_from_config
 from .head_outputs import HeadOutputs
 from .kpnet import KPNetLayout
 from .kpnet_decode import kpnet_peak_mass, kpnet_peaks, kpnet_peaks_dense

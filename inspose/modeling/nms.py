@@ -23,6 +23,8 @@ from typing import Tuple
 import torch
 from torchvision.ops import nms
 
+from .oks import oks_from_squared_distances
+
 __all__ = ["SOFT_NMS_DECAYS", "hard_nms", "iou_with", "keypoint_similarity", "oks_nms", "soft_nms"]
 
 SOFT_NMS_DECAYS = ("linear", "gaussian")
@@ -114,8 +116,7 @@ def keypoint_similarity(
             (pixels^2; OKS_AREA_EPS is added); sigmas: (K,) per-keypoint OKS sigmas.
     """
     squared = (keypoints[..., :2] - reference[:, :2]).square().sum(dim=2)  # (n, K)
-    variances = (2.0 * sigmas).square()
-    return torch.exp(-squared / (2.0 * variances * (area + OKS_AREA_EPS))).mean(dim=1)
+    return oks_from_squared_distances(squared, None, area.expand(squared.shape[0]), sigmas, OKS_AREA_EPS)
 
 
 def oks_nms(

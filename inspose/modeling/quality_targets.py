@@ -27,24 +27,19 @@ Every positive gets a target, without gradient:
   VARIFOCAL_WEAK_TARGET (0.1, the release's).
 (The release trains a KP-Net on every positive, so it has no untrained positives.)
 """
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
-import numpy as np
 import torch
-from detectron2.data import MetadataCatalog
 
-from ..config.errors import ConfigError
 from .codec import InsPoseCodec, InsPoseTargets, LevelLocations
 from .head_outputs import HeadOutputs
 from .kpnet import KPNetLayout
 from .kpnet_decode import kpnet_peaks
 from .level_maps import gather_locations, rows_and_cols
+from .oks import COCO_AREA_EPS, dataset_oks_sigmas, oks_from_squared_distances
 
 __all__ = [
     "RELEASE_AREA_EPS",
-    "COCO_AREA_EPS",
-    "dataset_oks_sigmas",
-    "oks_from_squared_distances",
     "release_scores",
     "oks_scores",
     "untrained_peak_cells",
@@ -52,53 +47,6 @@ __all__ = [
 ]
 
 RELEASE_AREA_EPS = 1e-4  # the release's compute_oks
-COCO_AREA_EPS = float(np.spacing(1))  # pycocotools' computeOks
-
-
-def dataset_oks_sigmas(dataset_names: Sequence[str], num_keypoints: int) -> Tuple[float, ...]:
-    """The K OKS sigmas of the training datasets (their metadata's ``keypoint_oks_sigmas``).
-
-    Raises:
-        ConfigError: naming MODEL.INSPOSE.CLS_LOSS and the dataset, when DATASETS.TRAIN is
-            empty, a dataset has no sigmas or not NUM_KEYPOINTS of them, or two datasets differ.
-    """
-    need = "MODEL.INSPOSE.CLS_LOSS = 'varifocal' needs the OKS sigmas of DATASETS.TRAIN"
-    if not dataset_names:
-        raise ConfigError(f"{need}, which is empty")
-    found = None
-    for name in dataset_names:
-        sigmas = getattr(MetadataCatalog.get(name), "keypoint_oks_sigmas", None)
-        if sigmas is None:
-            raise ConfigError(
-                f"{need}: dataset {name!r} has no keypoint_oks_sigmas in its metadata (register it "
-                "with inspose.data.register_keypoint_dataset or a dataset description)"
-            )
-        if len(sigmas) != num_keypoints:
-            raise ConfigError(
-                f"{need}: dataset {name!r} has {len(sigmas)} keypoint_oks_sigmas but "
-                f"MODEL.INSPOSE.NUM_KEYPOINTS is {num_keypoints}"
-            )
-        sigmas = tuple(float(s) for s in sigmas)
-        if found is not None and sigmas != found:
-            raise ConfigError(f"{need}: dataset {name!r} has other sigmas than {dataset_names[0]!r}")
-        found = sigmas
-    return found
-
-
-def oks_from_squared_distances(
-    distance_sq: torch.Tensor, labelled: torch.Tensor, areas: torch.Tensor, sigmas: torch.Tensor, eps: float
-) -> torch.Tensor:
-    """Mean over labelled keypoints of exp(-d^2 / (2 (area + eps) (2 sigma)^2)).
-
-    Args:
-        distance_sq: (N, K) squared distances; labelled: (N, K) bool; areas: (N,); sigmas: (K,).
-    Returns:
-        (N,) scores (0 for a row without labelled keypoints).
-    """
-    variances = (2 * sigmas) ** 2
-    e = distance_sq / variances / (areas[:, None] + eps) / 2
-    similarity = torch.exp(-e) * labelled
-    return similarity.sum(dim=1) / labelled.sum(dim=1).clamp(min=1)
 
 
 def release_scores(
