@@ -5,6 +5,13 @@
         --grid MODEL.INSPOSE.KPNET_DEPTH=1,2,3,4 --output-root output/sweeps/kpnet_depth
     python tools/sweep.py --config-file CFG --grid MODEL.INSPOSE.OUTPUT_STRIDE=2,4,8,16 \
         --grid "INPUT.MIN_SIZE_TRAIN=[(640,),(800,)]" --output-root DIR --num-gpus 8 SOLVER.MAX_ITER 90000
+    python tools/sweep.py --config-file CFG --variants configs/release/components_sweep.yaml \
+        --grid SEED=1,2 --output-root DIR
+
+``--variants FILE`` (YAML, ``NAME: [KEY, VALUE, ...]`` per line, relative to the working directory)
+makes each named set of overrides a run, crossed with the ``--grid`` combinations (``--grid`` is
+then optional); run folders start with the variant's name. With a ``SEED`` grid, results.md also
+has the mean and each seed's value per variant (and results_seeds.csv).
 
 Writes DIR/<run>/ (train_net's output, final_metrics.json, log.txt), DIR/results.md and
 DIR/results.csv. Running the same command again skips the finished runs (an interrupted one
@@ -27,8 +34,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--config-file", required=True, metavar="FILE")
     parser.add_argument(
-        "--grid", action="append", required=True, metavar="KEY=VALUES",
+        "--grid", action="append", default=[], metavar="KEY=VALUES",
         help="a config key and its values: KEY=v1,v2 or KEY=[v1,v2] (Python list); repeat for a product",
+    )  # fmt: skip
+    parser.add_argument(
+        "--variants", default="", metavar="FILE",
+        help="YAML file of named override sets (NAME: [KEY, VALUE, ...]), each crossed with the grid",
     )  # fmt: skip
     parser.add_argument("--output-root", required=True, metavar="DIR")
     parser.add_argument("--num-gpus", type=int, default=1, help="runs at a time, one GPU each (default 1)")
@@ -36,7 +47,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--dry-run", action="store_true", help="list the runs and their commands, run nothing"
     )
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides for every run")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.grid and not args.variants:
+        parser.error("give at least one --grid KEY=VALUES or --variants FILE")
+    return args
 
 
 def print_dry_run(plan, runs) -> None:
@@ -54,7 +68,9 @@ def main(argv=None) -> int:
 
     with sweep_logging("" if args.dry_run else os.path.abspath(args.output_root)):
         try:
-            plan, runs = plan_sweep(args.config_file, args.grid, args.output_root, args.opts, args.num_gpus)
+            plan, runs = plan_sweep(
+                args.config_file, args.grid, args.output_root, args.opts, args.num_gpus, args.variants
+            )  # fmt: skip
         except (GridError, ConfigError) as error:
             logger.error("%s", error)
             return 2

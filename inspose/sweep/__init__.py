@@ -1,9 +1,10 @@
 """Config sweeps: train and evaluate every combination of config grids (``tools/sweep.py``).
 
-``plan`` reads the ``--grid`` arguments, names the run folders, checks the sweep against the config
-up front and gives each run's commands; ``run`` trains and evaluates the runs in subprocesses, one
-after another or one per GPU (``evaluate_run`` is the evaluation step, ``tools/evaluate_run.py``);
-``results`` reads and writes ``final_metrics.json`` and the ``results.md`` / ``results.csv`` tables.
+``plan`` reads the ``--grid`` arguments (``variants``: the ``--variants`` file), names the run
+folders, checks the sweep against the config up front and gives each run's commands; ``run`` trains
+and evaluates the runs in subprocesses, one after another or one per GPU (``evaluate_run`` is the
+evaluation step, ``tools/evaluate_run.py``); ``results`` reads and writes ``final_metrics.json`` and
+the ``results.md`` / ``results.csv`` tables (``seeds``: the runs of a SEED axis grouped).
 """
 from .plan import (
     GridAxis,
@@ -12,6 +13,7 @@ from .plan import (
     SweepRun,
     grid_combinations,
     name_runs,
+    name_variant_runs,
     parse_grid,
     parse_grid_arg,
     plan_sweep,
@@ -31,6 +33,7 @@ from .results import (
     write_tables,
 )
 from .run import RunOutcome, evaluate_run, run_all, run_one, run_sweep
+from .variants import Variant, load_variants, parse_variants
 
 __all__ = [
     "FAILED",
@@ -44,12 +47,16 @@ __all__ = [
     "SKIPPED",
     "SweepPlan",
     "SweepRun",
+    "Variant",
     "collect_rows",
     "evaluate_run",
     "grid_combinations",
+    "load_variants",
     "name_runs",
+    "name_variant_runs",
     "parse_grid",
     "parse_grid_arg",
+    "parse_variants",
     "plan_sweep",
     "read_final_metrics",
     "run_all",

@@ -9,16 +9,25 @@ Grid values, two syntaxes:
 Values stay strings, exactly as detectron2's ``merge_from_list`` reads them from a command line.
 The runs are the cartesian product of the grids (first grid slowest).
 
+Named variants (``--variants FILE``, ``variants.py``): each variant is a set of overrides; the runs
+are then every variant (slowest, in file order) crossed with every grid combination, and ``--grid``
+is optional. A run applies its variant's overrides, then its grid values.
+
 Run folder names (``KPNET_DEPTH=1_OUTPUT_STRIDE=8``): a key is shortened to its last component, or
 to as many trailing components as make it unique among the grid's keys (``RESNETS.NORM`` beside
 ``FPN.NORM``). A value keeps letters, digits and ``. _ + -``; other characters become ``-``
 (``(640,)`` -> ``640``). Names that would collide (also case-insensitively, for macOS and Windows
 file systems) or run too long get a short hash of the exact overrides, so two different runs never
-share a folder and a restarted sweep finds the same folders again.
+share a folder and a restarted sweep finds the same folders again. With variants a name starts
+with the variant's name, sanitised as a value (``stride4_branch_SEED=1``; the variant's name alone
+without a grid), and its hash also covers the variant's name and overrides.
 
 Before any run starts (``validate_sweep``): every grid key must exist (the error names it and its
 close matches), the extra ``KEY VALUE`` pairs must be pairs that do not set a grid key or
-``OUTPUT_DIR`` (the sweep sets it), and every combination must give a config InsPose can build.
+``OUTPUT_DIR`` (the sweep sets it), every variant's keys must exist and none may set a grid key, an
+extra override's key or ``OUTPUT_DIR`` (the error names the variant), every combination must give
+a config InsPose accepts, and its model must build (on the CPU, without weights; once per
+architecture: runs that differ only in ``SEED`` build one model).
 
 ``SweepPlan`` holds what the runs share and gives each run's two commands: ``tools/train_net.py
 --resume`` and ``tools/evaluate_run.py``.
@@ -33,10 +42,15 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from detectron2.modeling import build_model
 
 from ..config import ConfigError, all_keys, load_config, validate_inspose_config
+from .errors import GridError
 from .results import FINAL_METRICS_FILE
+from .seeds import SEED_KEY
+from .variants import Variant, load_variants
 
 __all__ = [
     "GridAxis",
@@ -45,6 +59,7 @@ __all__ = [
     "SweepRun",
     "grid_combinations",
     "name_runs",
+    "name_variant_runs",
     "parse_grid",
     "parse_grid_arg",
     "plan_sweep",
@@ -61,10 +76,6 @@ EVALUATE_RUN = TOOLS / "evaluate_run.py"
 # --------------------------------------------------------------------------- grids
 
 BRACKETS = "([{)]}"
-
-
-class GridError(ValueError):
-    """A ``--grid`` argument that cannot be read, or a grid that cannot be swept."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +134,7 @@ def parse_grid_arg(argument: str) -> GridAxis:
 def parse_grid(arguments: Sequence[str]) -> List[GridAxis]:
     """Every ``--grid`` argument, checked for a key given twice."""
     if not arguments:
-        raise GridError("at least one --grid KEY=VALUES is needed")
+        raise GridError("at least one --grid KEY=VALUES (or --variants FILE) is needed")
     axes = [parse_grid_arg(a) for a in arguments]
     keys = [axis.key for axis in axes]
     repeated = sorted({k for k in keys if keys.count(k) > 1})
@@ -152,14 +163,17 @@ Overrides = Tuple[Tuple[str, str], ...]
 
 @dataclass(frozen=True)
 class SweepRun:
-    """One point of the grid: its folder name and its ``(KEY, VALUE)`` overrides in grid order."""
+    """One run: its folder name, its grid ``(KEY, VALUE)`` overrides in grid order and, in a sweep
+    with ``--variants``, its variant's name and overrides (``""`` and ``()`` otherwise)."""
 
     name: str
     overrides: Overrides
+    variant: str = ""
+    variant_overrides: Overrides = ()
 
     def opts(self) -> List[str]:
-        """``[KEY, VALUE, KEY, VALUE, ...]`` for a detectron2 command line."""
-        return [item for pair in self.overrides for item in pair]
+        """``[KEY, VALUE, KEY, VALUE, ...]`` for a detectron2 command line: variant, then grid."""
+        return [item for pair in (*self.variant_overrides, *self.overrides) for item in pair]
 
 
 def short_key_names(keys: Sequence[str]) -> Dict[str, str]:
@@ -181,16 +195,32 @@ def sanitize_value(value: str) -> str:
     return _UNSAFE.sub("-", value).strip("-.")
 
 
-def _digest(overrides: Overrides) -> str:
+def _digest(overrides: Overrides, variant: Optional[Variant] = None) -> str:
     text = "\n".join(f"{k}={v}" for k, v in overrides)
+    if variant is not None:  # runs without a variant keep their hashes (and folders)
+        pairs = "\n".join(f"{k}={v}" for k, v in variant.overrides)
+        text = f"variant={variant.name}\n{pairs}\n--\n{text}"
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
-def _base_name(overrides: Overrides, short: Dict[str, str]) -> str:
-    name = "_".join(f"{short[k]}={sanitize_value(v)}" for k, v in overrides)
+def _grid_name(overrides: Overrides, short: Dict[str, str]) -> str:
+    return "_".join(f"{short[k]}={sanitize_value(v)}" for k, v in overrides)
+
+
+def _fit_length(name: str, digest: str) -> str:
     if len(name) > MAX_NAME_LENGTH:
-        name = name[: MAX_NAME_LENGTH - 9].rstrip("-._") + "-" + _digest(overrides)
+        name = name[: MAX_NAME_LENGTH - 9].rstrip("-._") + "-" + digest
     return name
+
+
+def _unique_runs(runs: List[SweepRun], digests: List[str]) -> List[SweepRun]:
+    """``runs`` with ``-<digest>`` after every name that collides (also case-insensitively)."""
+    counts = Counter(run.name.lower() for run in runs)
+    return [
+        SweepRun(f"{run.name}-{digest}", run.overrides, run.variant, run.variant_overrides)
+        if counts[run.name.lower()] > 1 else run
+        for run, digest in zip(runs, digests)
+    ]  # fmt: skip
 
 
 def name_runs(combinations: Sequence[Overrides]) -> List[SweepRun]:
@@ -198,14 +228,32 @@ def name_runs(combinations: Sequence[Overrides]) -> List[SweepRun]:
     if not combinations:
         return []
     short = short_key_names([k for k, _ in combinations[0]])
-    names = [_base_name(c, short) for c in combinations]
-    counts = Counter(n.lower() for n in names)
-    runs = []
-    for overrides, name in zip(combinations, names):
-        if counts[name.lower()] > 1:
-            name = f"{name}-{_digest(overrides)}"
-        runs.append(SweepRun(name, tuple(overrides)))
-    return runs
+    digests = [_digest(c) for c in combinations]
+    runs = [SweepRun(_fit_length(_grid_name(c, short), d), tuple(c)) for c, d in zip(combinations, digests)]
+    return _unique_runs(runs, digests)
+
+
+def _variant_name(variant: Variant) -> str:
+    name = sanitize_value(variant.name)
+    if not name:
+        raise GridError(f"variant {variant.name!r}: its name has no letter or digit for a folder name")
+    return name
+
+
+def name_variant_runs(variants: Sequence[Variant], combinations: Sequence[Overrides]) -> List[SweepRun]:
+    """Every variant (slowest) crossed with every grid combination (``[()]``: no grid), named
+    ``<variant>_<grid name>`` (``<variant>`` alone without a grid), unique as ``name_runs``'."""
+    combinations = list(combinations) or [()]
+    short = short_key_names([k for k, _ in combinations[0]])
+    runs, digests = [], []
+    for variant in variants:
+        prefix = _variant_name(variant)
+        for combo in combinations:
+            digest = _digest(combo, variant)
+            name = _fit_length("_".join(filter(None, (prefix, _grid_name(combo, short)))), digest)
+            runs.append(SweepRun(name, tuple(combo), variant.name, variant.overrides))
+            digests.append(digest)
+    return _unique_runs(runs, digests)
 
 
 # --------------------------------------------------------------------------- checks
@@ -235,6 +283,19 @@ def _check_extra_opts(axes: Sequence[GridAxis], extra_opts: Sequence[str], known
             raise GridError(f"{axis.key} is both a --grid key and an extra override")
 
 
+def _check_variant(variant: Variant, axes: Sequence[GridAxis], extra_opts: Sequence[str], known) -> None:
+    where = f"variant {variant.name}"
+    grid_keys, extra_keys = {a.key for a in axes}, set(extra_opts[0::2])
+    for key in variant.keys():
+        if key in RESERVED_KEYS:
+            raise GridError(f"{where} sets {key}, which the sweep sets (--output-root/<run>)")
+        _check_key(key, known, where)
+        if key in grid_keys:
+            raise GridError(f"{where} sets {key}, which is also a --grid key")
+        if key in extra_keys:
+            raise GridError(f"{where} sets {key}, which is also an extra override (it would win)")
+
+
 def _check_run(config_file: str, run: SweepRun, extra_opts: Sequence[str]) -> None:
     try:
         cfg = load_config(config_file, run.opts() + list(extra_opts))
@@ -243,17 +304,44 @@ def _check_run(config_file: str, run: SweepRun, extra_opts: Sequence[str]) -> No
         raise GridError(f"run {run.name} ({' '.join(run.opts())}): {error}") from None
 
 
+BUILD_OPTS = ("MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "")
+
+
+def _check_builds(config_file: str, runs: Sequence[SweepRun], extra_opts: Sequence[str]) -> None:
+    """Build every distinct model of the sweep on the CPU, without weights (runs that differ only
+    in ``SEED`` build once): a model constructor's error stops the sweep before it starts."""
+    built = set()
+    for run in runs:
+        opts = run.opts() + list(extra_opts)
+        architecture = tuple(pair for pair in zip(opts[0::2], opts[1::2]) if pair[0] != SEED_KEY)
+        if architecture in built:
+            continue
+        built.add(architecture)
+        try:
+            build_model(load_config(config_file, opts + list(BUILD_OPTS)))
+        except Exception as error:  # noqa: BLE001  (any constructor error; named below)
+            why = f"{type(error).__name__}: {error}"
+            raise GridError(f"run {run.name}: the model cannot be built: {why}") from None
+
+
 def validate_sweep(
-    config_file: str, axes: Sequence[GridAxis], runs: Sequence[SweepRun], extra_opts: Sequence[str]
+    config_file: str,
+    axes: Sequence[GridAxis],
+    runs: Sequence[SweepRun],
+    extra_opts: Sequence[str],
+    variants: Sequence[Variant] = (),
 ) -> None:
-    """Raise ``GridError`` (``ConfigError`` for a bad config file) naming the first key, override
-    or run that cannot work."""
+    """Raise ``GridError`` (``ConfigError`` for a bad config file) naming the first key, override,
+    variant or run that cannot work: keys first, then every run's config, then every model built."""
     known = all_keys(load_config(config_file))
     _check_extra_opts(axes, extra_opts, known)
     for axis in axes:
         _check_key(axis.key, known, f"--grid {axis.key}")
+    for variant in variants:
+        _check_variant(variant, axes, extra_opts, known)
     for run in runs:
         _check_run(config_file, run, extra_opts)
+    _check_builds(config_file, runs, extra_opts)
 
 
 # --------------------------------------------------------------------------- commands
@@ -311,25 +399,36 @@ def training_only_opts(cfg, grid_keys: Sequence[str]) -> List[str]:
     return ["DATASETS.TEST", "()"]
 
 
+def _runs_of(axes: Sequence[GridAxis], variants: Sequence[Variant]) -> List[SweepRun]:
+    if variants:
+        return name_variant_runs(variants, grid_combinations(axes) if axes else [()])
+    return name_runs(grid_combinations(axes))
+
+
 def plan_sweep(
     config_file: str,
     grid_args: Sequence[str],
     output_root: str,
     extra_opts: Sequence[str] = (),
     num_gpus: int = 1,
+    variants_file: str = "",
 ) -> Tuple[SweepPlan, List[SweepRun]]:
-    """(plan, runs) of a sweep's command line, validated.
+    """(plan, runs) of a sweep's command line, validated. ``grid_args`` may be empty when
+    ``variants_file`` (``--variants``, relative to the working directory) is given.
 
     Raises:
-        GridError: a malformed grid, an unknown key, a run InsPose cannot build, ``num_gpus`` < 1.
+        GridError: a malformed grid or variants file, an unknown key, a run InsPose cannot build,
+            ``num_gpus`` < 1.
         ConfigError: a config file that cannot be loaded.
     """
     if num_gpus < 1:
         raise GridError(f"--num-gpus must be >= 1, got {num_gpus}")
-    axes = parse_grid(grid_args)
-    runs = name_runs(grid_combinations(axes))
+    variants = load_variants(variants_file) if variants_file else []
+    axes = parse_grid(grid_args) if grid_args or not variants else []
+    runs = _runs_of(axes, variants)
     extra_opts = list(extra_opts or [])
-    validate_sweep(config_file, axes, runs, extra_opts)
-    train_opts = training_only_opts(load_config(config_file, extra_opts), [a.key for a in axes])
+    validate_sweep(config_file, axes, runs, extra_opts, variants)
+    varied = [a.key for a in axes] + [k for v in variants for k in v.keys()]
+    train_opts = training_only_opts(load_config(config_file, extra_opts), varied)
     plan = SweepPlan(config_file, os.path.abspath(output_root), tuple(extra_opts), tuple(train_opts))
     return plan, runs

@@ -9,9 +9,15 @@ Metrics are on COCO's 0-100 scale; one that COCOeval cannot compute (NaN, e.g. A
 persons) is written as ``null`` so the file is strict JSON. The file is written atomically: a run
 that has it has finished.
 
-``results.md`` and ``results.csv`` have one row per run. Columns: the varied keys (full names),
-then AP, AP50, AP75, APm, APl, AR. A run that failed has ``failed`` in its metric cells, one that
-never ran ``not run``; the markdown file lists the failed runs with their logs below the table.
+``results.md`` and ``results.csv`` have one row per run. Columns: ``variant`` (only in a sweep with
+``--variants``), the varied grid keys (full names), then AP, AP50, AP75, APm, APl, AR. A run that
+failed has ``failed`` in its metric cells, one that never ran ``not run``; the markdown file lists
+the failed runs with their logs below the table.
+
+With a ``SEED`` grid axis, ``results.md`` adds a table with one row per variant and setting of the
+other keys (``seeds.py``): the number of finished seeds, then per metric the mean over the finished
+seeds and each seed's value, ``63.1 (62.8, 63.4)`` (a seed that did not finish shows its status);
+``results_seeds.csv`` has the same rows, a mean column and one column per seed for each metric.
 """
 import csv
 import json
@@ -23,6 +29,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 from ..evaluation.keypoint_evaluator import KEYPOINT_METRICS
 from ..io_utils import write_bytes_atomically
+from .seeds import SEED_KEY, SeedGroup, group_by_seed, has_seed_axis
 
 if TYPE_CHECKING:  # plan.py imports this module
     from .plan import SweepRun
@@ -40,6 +47,7 @@ __all__ = [
     "keypoint_metrics_of",
     "markdown_table",
     "read_final_metrics",
+    "seed_markdown_table",
     "write_final_metrics",
     "write_tables",
 ]
@@ -150,8 +158,18 @@ def _metric_cells(row: ResultRow, digits: int) -> List[str]:
     return ["nan" if math.isnan(row.metrics[m]) else f"{row.metrics[m]:.{digits}f}" for m in TABLE_METRICS]
 
 
+def _has_variants(rows: Sequence[ResultRow]) -> bool:
+    return any(row.run.variant for row in rows)
+
+
 def _keys(rows: Sequence[ResultRow]) -> List[str]:
-    return [key for key, _ in rows[0].run.overrides] if rows else []
+    """The setting columns: ``variant`` (with variants), then the grid keys."""
+    keys = [key for key, _ in rows[0].run.overrides] if rows else []
+    return (["variant"] if _has_variants(rows) else []) + keys
+
+
+def _setting_cells(row: ResultRow, with_variant: bool) -> List[str]:
+    return ([row.run.variant] if with_variant else []) + [v for _, v in row.run.overrides]
 
 
 def _markdown_cell(text: str) -> str:
@@ -160,10 +178,9 @@ def _markdown_cell(text: str) -> str:
 
 def markdown_table(rows: Sequence[ResultRow], output_root: str = "") -> str:
     header = _keys(rows) + list(TABLE_METRICS)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [_markdown_row(header), "|" + "---|" * len(header)]
     for row in rows:
-        cells = [v for _, v in row.run.overrides] + _metric_cells(row, 2)
-        lines.append("| " + " | ".join(_markdown_cell(c) for c in cells) + " |")
+        lines.append(_markdown_row(_setting_cells(row, _has_variants(rows)) + _metric_cells(row, 2)))
     failed = [row.run.name for row in rows if row.status == FAILED]
     if failed:
         lines.append("")
@@ -172,15 +189,88 @@ def markdown_table(rows: Sequence[ResultRow], output_root: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _markdown_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(_markdown_cell(c) for c in cells) + " |"
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+def _number(value: float, digits: int) -> str:
+    return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _group_settings(group: SeedGroup, with_variant: bool) -> List[str]:
+    cells = [group.variant] if with_variant else []
+    return cells + [v for _, v in group.overrides] + [f"{group.finished()} of {len(group.seeds)}"]
+
+
+def _seed_header(rows: Sequence[ResultRow]) -> List[str]:
+    keys = [k for k in _keys(rows) if k != SEED_KEY]
+    return keys + ["seeds finished"]
+
+
+def _mean_and_values(group: SeedGroup, metric: str, digits: int) -> List[str]:
+    """[mean over the finished seeds ("n/a" if none), each seed's value or its run's status]."""
+    values = [
+        status if value is None else _number(value, digits)
+        for value, status in zip(group.values(metric), group.statuses)
+    ]  # fmt: skip
+    return [_number(group.mean(metric), digits) if group.finished() else "n/a", *values]
+
+
+def _mean_cell(group: SeedGroup, metric: str) -> str:
+    """``"63.1 (62.8, 63.4)"``."""
+    mean, *values = _mean_and_values(group, metric, 1)
+    return f"{mean} ({', '.join(values)})"
+
+
+def seed_markdown_table(rows: Sequence[ResultRow]) -> str:
+    """The per-seed summary of ``results.md``: one row per variant and non-seed setting."""
+    groups = group_by_seed(rows)
+    header = _seed_header(rows) + list(TABLE_METRICS)
+    seeds = ", ".join(groups[0].seeds)
+    lines = [f"Mean over {SEED_KEY} = {seeds} (then the value of each seed):", "", _markdown_row(header)]
+    lines.append("|" + "---|" * len(header))
+    for group in groups:
+        metrics = [_mean_cell(group, m) for m in TABLE_METRICS]
+        lines.append(_markdown_row(_group_settings(group, _has_variants(rows)) + metrics))
+    return "\n".join(lines) + "\n"
+
+
+def _write_seed_csv(path: str, rows: Sequence[ResultRow]) -> None:
+    groups = group_by_seed(rows)
+    seeds = groups[0].seeds
+    header = _seed_header(rows)
+    for metric in TABLE_METRICS:
+        header += [metric] + [f"{metric} ({SEED_KEY}={s})" for s in seeds]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for group in groups:
+            cells = _group_settings(group, _has_variants(rows))
+            for metric in TABLE_METRICS:
+                cells += _mean_and_values(group, metric, 4)
+            writer.writerow(cells)
+
+
 def write_tables(output_root: str, rows: Sequence[ResultRow]) -> List[str]:
-    """Write ``results.md`` and ``results.csv`` under ``output_root``; return their paths."""
+    """Write ``results.md`` and ``results.csv`` (and, with a SEED axis, ``results_seeds.csv``)
+    under ``output_root``; return their paths."""
     md_path = os.path.join(output_root, "results.md")
     csv_path = os.path.join(output_root, "results.csv")
+    text = markdown_table(rows, output_root)
+    if has_seed_axis(rows):
+        text += "\n" + seed_markdown_table(rows)
     with open(md_path, "w") as f:
-        f.write(markdown_table(rows, output_root))
+        f.write(text)
     with open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(_keys(rows) + list(TABLE_METRICS))
         for row in rows:
-            writer.writerow([v for _, v in row.run.overrides] + _metric_cells(row, 4))
-    return [md_path, csv_path]
+            writer.writerow(_setting_cells(row, _has_variants(rows)) + _metric_cells(row, 4))
+    if not has_seed_axis(rows):
+        return [md_path, csv_path]
+    seeds_path = os.path.join(output_root, "results_seeds.csv")
+    _write_seed_csv(seeds_path, rows)
+    return [md_path, csv_path, seeds_path]

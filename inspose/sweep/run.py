@@ -63,10 +63,17 @@ class RunOutcome:
     message: str = ""
 
 
-def _record_settings(plan: SweepPlan, run: SweepRun) -> None:
+def _settings(plan: SweepPlan, run: SweepRun) -> dict:
+    """What ``sweep_run.json`` records (``overrides``: the variant's, then the grid's)."""
     settings = {"config_file": plan.config_file, "overrides": run.opts(), "extra_opts": list(plan.extra_opts)}
+    if run.variant:
+        settings["variant"] = run.variant
+    return settings
+
+
+def _record_settings(plan: SweepPlan, run: SweepRun) -> None:
     with open(os.path.join(plan.folder(run), "sweep_run.json"), "w") as f:
-        json.dump(settings, f, indent=2)
+        json.dump(_settings(plan, run), f, indent=2)
 
 
 def _warn_if_settings_changed(plan: SweepPlan, run: SweepRun) -> None:
@@ -76,7 +83,7 @@ def _warn_if_settings_changed(plan: SweepPlan, run: SweepRun) -> None:
             before = json.load(f)
     except (OSError, ValueError):
         return
-    now = {"config_file": plan.config_file, "overrides": run.opts(), "extra_opts": list(plan.extra_opts)}
+    now = _settings(plan, run)
     if before != now:
         logger.warning(
             "run %s finished with other settings (%s), now %s: delete its folder to rerun",
