@@ -49,7 +49,8 @@ def add_inspose_config(cfg: CN) -> CN:
     # an ignore region of the classification loss (default: never punished, never a keypoint
     # loss); "positive" trains them as classification positives from their box (no keypoint loss).
     _C.NO_KEYPOINT_PERSONS = "ignore"
-    # Crowd regions (iscrowd = 1) are ignore regions for the classification loss.
+    # Crowd regions (iscrowd = 1) are ignore regions for the classification loss and the heatmap
+    # negatives (default: they hold unannotated people). False (the release): negatives of both.
     _C.IGNORE_CROWD = True
 
     # ---------------------------------------------------------------- shared heads
@@ -127,6 +128,20 @@ def add_inspose_config(cfg: CN) -> CN:
     # and softmax normalisers; one band's activations hold at most this many values (bounds memory
     # at any stride, e.g. stride 2 with 500 candidates, and keeps a band in cache on the CPU).
     _C.KPNET_CHUNK_ELEMENTS = 1 << 25
+    # KP-Net logits upsampled by this integer factor f before the argmax (inference only; the loss
+    # stays on the OUTPUT_STRIDE map). 1 (default, the paper's model): argmax on the OUTPUT_STRIDE
+    # map. 2 with "bicubic" (align_corners False): the authors' release (stride-8 maps decoded at
+    # stride 4). Keypoints sit at (fine col + dx, fine row + dy) * OUTPUT_STRIDE / f, so offsets
+    # must be at that stride (HEATMAP_OFFSETS_ON with HEATMAP_STRIDE = OUTPUT_STRIDE / f), else
+    # DISK_OFFSET_ON False (fine cell centres); f must divide OUTPUT_STRIDE. The banded inference
+    # keeps its KPNET_CHUNK_ELEMENTS bound (a halo of 2 coarse rows per band, same result as
+    # upsampling whole maps). The keypoint confidence (KEYPOINT_SCORE) stays on the KP-Net's own
+    # map, at the coarse cell holding the fine argmax: the loss trains that softmax, the
+    # interpolated map is not a trained distribution (inspose/modeling/kpnet_upsample.py).
+    # With VARIFOCAL_TARGET "oks" the targets decode the same way.
+    _C.KPNET_UPSAMPLE_FACTOR = 1
+    # "bicubic" (default, the release's) or "bilinear".
+    _C.KPNET_UPSAMPLE_MODE = "bicubic"
     # Keep convolution weights (and so activations) in channels-last (NHWC) memory format. Same
     # results; faster for oneDNN convolutions on the CPU (the demo config turns it on). Off by
     # default: on CUDA it pays off mainly with mixed precision.
@@ -146,11 +161,43 @@ def add_inspose_config(cfg: CN) -> CN:
     # Hidden 3x3 convs of HEATMAP_CHANNELS before the 3x3 conv to K channels (two of 256).
     _C.HEATMAP_CONVS = 2
     _C.HEATMAP_CHANNELS = 256
-    # Gaussian sigma of the heatmap targets, in P3 cells (stride 8).
+    # Gaussian sigma of the heatmap targets, in heatmap cells (HEATMAP_STRIDE; P3's 8 by default).
     _C.HEATMAP_SIGMA = 1.0
     # CornerNet focal loss exponents.
     _C.HEATMAP_FOCAL_ALPHA = 2.0
     _C.HEATMAP_FOCAL_BETA = 4.0
+    # The release's heatmap branch (inspose/modeling/heads/fine_keypoint_branch.py,
+    # inspose/modeling/codec/adaptive_targets.py); the defaults are the paper's branch above.
+    # Stride of the heatmaps: 8 (default: on P3) or 4 (the release: HEATMAP_CONVS convs on P3,
+    # bilinear x2, HEATMAP_UPSAMPLED_CONVS convs, then the heads; the release has 2 x 512, x2,
+    # 1 x 512, so HEATMAP_CHANNELS 512).
+    _C.HEATMAP_STRIDE = 8
+    _C.HEATMAP_UPSAMPLED_CONVS = 1
+    # Heatmap Gaussians: "fixed" (default: HEATMAP_SIGMA for everyone) or "adaptive" (the
+    # release): radius r = clamp(floor(gaussian_radius(person box in HEATMAP_STRIDE cells,
+    # HEATMAP_MIN_OVERLAP)), HEATMAP_MIN_RADIUS, HEATMAP_MAX_RADIUS) cells, sigma = (2r + 1) / 6,
+    # on the (2r + 1)^2 square around the keypoint's cell; the box is the one the person is
+    # assigned with (grown keypoint pseudo-box, or the annotated box with BOX_HEAD_ON).
+    _C.HEATMAP_RADIUS_MODE = "fixed"
+    _C.HEATMAP_MIN_RADIUS = 0
+    _C.HEATMAP_MAX_RADIUS = 3
+    _C.HEATMAP_MIN_OVERLAP = 0.9
+    # gaussian_radius: "exact" (default: the largest r keeping IoU >= HEATMAP_MIN_OVERLAP in
+    # CornerNet's three cases, derived and tested) or "cornernet" (the formula of CornerNet's code
+    # that CenterNet and the release use: radii about 3.8x larger at 0.9; the release's radii
+    # need it).
+    _C.HEATMAP_RADIUS_FORMULA = "exact"
+    # The heatmap branch also predicts 2K offsets at HEATMAP_STRIDE, which replace the disk-offset
+    # branch for decoding (so the branch then runs at inference, its offsets only; DiskOffsetBranch
+    # is not built). Needs HEATMAP_ON, DISK_OFFSET_ON (offsets decoded) and OUTPUT_STRIDE /
+    # KPNET_UPSAMPLE_FACTOR == HEATMAP_STRIDE. Supervised on the square of the adaptive radius
+    # (a disk of DISK_RADIUS heatmap cells in "fixed" mode), nearest keypoint wins, L1 / supervised
+    # values (loss_heatmap_offset). Off by default (the paper's P3 disk-offset branch).
+    _C.HEATMAP_OFFSETS_ON = False
+    # Associative-embedding tags (K channels at HEATMAP_STRIDE, training only) with pull / push
+    # losses (loss_ae_pull, loss_ae_push; inspose/modeling/ae_loss.py); needs HEATMAP_ON. Off by
+    # default (not in the paper; the release has them at weight 1).
+    _C.AE_TAGS_ON = False
 
     # ---------------------------------------------------------------- optional box head (Table 4)
     # A box regression head on the controller tower (GIoU loss). When on, locations are assigned
@@ -193,6 +240,10 @@ def add_inspose_config(cfg: CN) -> CN:
     _C.LOSS_WEIGHT_HEATMAP = 1.0
     _C.LOSS_WEIGHT_BOX = 1.0
     _C.LOSS_WEIGHT_KEYPOINT_REGRESSION = 1.0  # with KEYPOINT_REGRESSION_ON (the release's 1)
+    _C.LOSS_WEIGHT_HEATMAP_OFFSET = 1.0  # with HEATMAP_OFFSETS_ON (the release's 1)
+    # With AE_TAGS_ON (the release's 1 each; its push is half our mean over pairs: 0.5 matches it).
+    _C.LOSS_WEIGHT_AE_PULL = 1.0
+    _C.LOSS_WEIGHT_AE_PUSH = 1.0
 
     # ---------------------------------------------------------------- inference
     _C.SCORE_THRESH_TEST = 0.1

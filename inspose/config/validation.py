@@ -51,6 +51,10 @@ CHOICES: Dict[str, Tuple] = {
     P + "NMS_BOXES": NMS_BOX_SOURCES,
     P + "KP_FEATURE_LAST_CONV": ("linear_1x1", "conv3x3_gn_relu"),
     P + "NMS_TYPE": NMS_TYPES,
+    P + "KPNET_UPSAMPLE_MODE": ("bicubic", "bilinear"),
+    P + "HEATMAP_STRIDE": (4, 8),
+    P + "HEATMAP_RADIUS_MODE": ("fixed", "adaptive"),
+    P + "HEATMAP_RADIUS_FORMULA": ("exact", "cornernet"),
 }
 _AT_LEAST_1 = (lambda v: v >= 1, "must be >= 1")
 _AT_LEAST_0 = (lambda v: v >= 0, "must be >= 0")
@@ -77,12 +81,17 @@ BOUNDS: Sequence[Tuple[str, Callable, str]] = (
     (P + "DISK_RADIUS", *_POSITIVE),
     (P + "HEATMAP_SIGMA", *_POSITIVE),
     (P + "KPNET_CHUNK_ELEMENTS", *_AT_LEAST_1),
+    (P + "KPNET_UPSAMPLE_FACTOR", *_AT_LEAST_1),
     (P + "OFFSET_CONVS", *_AT_LEAST_1),
     (P + "NUM_TOWER_CONVS", *_AT_LEAST_0),
     (P + "KEYPOINT_REGRESSION_CONVS", *_AT_LEAST_0),
     (P + "KEYPOINT_REGRESSION_CHANNELS", *_AT_LEAST_1),
     (P + "STAR_GRAD_MULT", *_UNIT_INTERVAL),
     (P + "LOSS_WEIGHT_KEYPOINT_REGRESSION", *_AT_LEAST_0),
+    (P + "HEATMAP_UPSAMPLED_CONVS", *_AT_LEAST_0),
+    (P + "HEATMAP_MIN_RADIUS", *_AT_LEAST_0),
+    (P + "HEATMAP_MIN_OVERLAP", lambda v: 0.0 < v < 1.0, "must lie in (0, 1)"),
+    *((P + "LOSS_WEIGHT_" + name, *_AT_LEAST_0) for name in ("HEATMAP_OFFSET", "AE_PULL", "AE_PUSH")),
     *((P + "LOSS_WEIGHT_" + name, *_AT_LEAST_0) for name in ("CLS", "KPNET", "OFFSET", "HEATMAP", "BOX")),
 )
 
@@ -154,6 +163,46 @@ def _check_release_options(c: CN) -> None:
                   "needs an even KP_FEATURE_OUT_CHANNELS")
 
 
+def _check_heatmap_options(c: CN) -> None:
+    """The release's heatmap-branch options (stride 4, adaptive radii, offsets, tags)."""
+    _requires(c.HEATMAP_MAX_RADIUS >= c.HEATMAP_MIN_RADIUS, "HEATMAP_MAX_RADIUS", c.HEATMAP_MAX_RADIUS,
+              f"HEATMAP_MIN_RADIUS {c.HEATMAP_MIN_RADIUS}", "the radius range is empty")
+    for key in ("HEATMAP_OFFSETS_ON", "AE_TAGS_ON"):
+        _requires(not c[key] or c.HEATMAP_ON, key, True, "HEATMAP_ON False",
+                  "these maps are heads of the heatmap branch; set HEATMAP_ON True")
+    if not c.HEATMAP_OFFSETS_ON:
+        return
+    _requires(c.DISK_OFFSET_ON, "HEATMAP_OFFSETS_ON", True, "DISK_OFFSET_ON False",
+              "the heatmap branch's offsets are the disk offsets keypoints are decoded with; set "
+              "DISK_OFFSET_ON True (the P3 disk-offset branch is then not built)")
+    factor = c.get("KPNET_UPSAMPLE_FACTOR", 1)
+    _requires(c.OUTPUT_STRIDE == factor * c.HEATMAP_STRIDE, "HEATMAP_OFFSETS_ON", True,
+              f"HEATMAP_STRIDE {c.HEATMAP_STRIDE}, {P}OUTPUT_STRIDE {c.OUTPUT_STRIDE} and "
+              f"{P}KPNET_UPSAMPLE_FACTOR {factor}", "keypoints are decoded at OUTPUT_STRIDE / "
+              "KPNET_UPSAMPLE_FACTOR, which must equal HEATMAP_STRIDE, the offsets' stride")
+
+
+def _check_kpnet_upsampling(c: CN) -> None:
+    """KPNET_UPSAMPLE_FACTOR f > 1: a decode stride OUTPUT_STRIDE / f, and offsets at it or none."""
+    factor = c.KPNET_UPSAMPLE_FACTOR
+    if factor == 1:
+        return
+    _requires(c.OUTPUT_STRIDE % factor == 0, "KPNET_UPSAMPLE_FACTOR", factor, f"OUTPUT_STRIDE {c.OUTPUT_STRIDE}",
+              "keypoints are decoded at OUTPUT_STRIDE / KPNET_UPSAMPLE_FACTOR, which must be an integer")
+    decode_stride = c.OUTPUT_STRIDE // factor
+    if c.get("HEATMAP_OFFSETS_ON", False):
+        heatmap_stride = c.get("HEATMAP_STRIDE", 8)
+        _requires(heatmap_stride == decode_stride, "KPNET_UPSAMPLE_FACTOR", factor,
+                  f"HEATMAP_STRIDE {heatmap_stride}", f"the offsets are read on the upsampled maps, "
+                  f"at stride OUTPUT_STRIDE / KPNET_UPSAMPLE_FACTOR = {decode_stride}; set HEATMAP_STRIDE "
+                  f"{decode_stride}")
+        return
+    _requires(not c.DISK_OFFSET_ON, "KPNET_UPSAMPLE_FACTOR", factor, "DISK_OFFSET_ON True",
+              f"the disk-offset branch's offsets are at OUTPUT_STRIDE {c.OUTPUT_STRIDE}, not at the "
+              f"upsampled maps' stride {decode_stride}; set HEATMAP_OFFSETS_ON True with HEATMAP_STRIDE "
+              f"{decode_stride}, or DISK_OFFSET_ON False (fine cell centres)")
+
+
 def validate_inspose_config(cfg: CN) -> None:
     """Raise ``ConfigError`` naming the first ``MODEL.INSPOSE`` value InsPose cannot use."""
     for key, predicate, requirement in BOUNDS:
@@ -164,3 +213,5 @@ def validate_inspose_config(cfg: CN) -> None:
         _check(value in allowed, key, value, f"must be one of {allowed}")
     _check_levels(cfg.MODEL.INSPOSE)
     _check_release_options(cfg.MODEL.INSPOSE)
+    _check_kpnet_upsampling(cfg.MODEL.INSPOSE)
+    _check_heatmap_options(cfg.MODEL.INSPOSE)

@@ -17,14 +17,19 @@ it builds no target itself.
 - L_kpr: L1 of the keypoint regression ((dx, dy) in strides) on the labelled keypoints of every
   positive location, / labelled coordinates (2 per labelled (positive, keypoint) pair: a mean
   absolute error per coordinate, as the release) (KEYPOINT_REGRESSION_ON only).
+- L_hmo: L1 of the heatmap branch's offsets (HEATMAP_OFFSETS_ON, which then replace L_do), /
+  supervised values (2 per supervised (keypoint, cell) pair, as the release).
+- L_ae: associative-embedding pull / push of the heatmap branch's tags (AE_TAGS_ON), / persons with
+  a labelled keypoint and / pairs of them in one image (``ae_loss.py``).
 Every normaliser is averaged over processes (``losses.global_normalizer``); every term is finite
 for images without persons and batches without positives.
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 from detectron2.config import configurable
 
+from .ae_loss import ae_pull_push_sums
 from .codec import InsPoseCodec, InsPoseTargets, LevelLocations
 from .head_outputs import HeadOutputs
 from .kpnet import KPNetLayout
@@ -87,6 +92,9 @@ class InsPoseCriterion:
                 "loss_heatmap": c.LOSS_WEIGHT_HEATMAP,
                 "loss_box": c.LOSS_WEIGHT_BOX,
                 "loss_keypoint_regression": c.LOSS_WEIGHT_KEYPOINT_REGRESSION,
+                "loss_heatmap_offset": c.LOSS_WEIGHT_HEATMAP_OFFSET,
+                "loss_ae_pull": c.LOSS_WEIGHT_AE_PULL,
+                "loss_ae_push": c.LOSS_WEIGHT_AE_PUSH,
             },
             "focal_alpha": c.FOCAL_LOSS_ALPHA,
             "focal_gamma": c.FOCAL_LOSS_GAMMA,
@@ -112,6 +120,8 @@ class InsPoseCriterion:
             weak_target=c.VARIFOCAL_WEAK_TARGET,
             max_elements=c.KPNET_CHUNK_ELEMENTS,
             dataset_names=list(cfg.DATASETS.TRAIN),
+            upsample_factor=c.KPNET_UPSAMPLE_FACTOR,
+            upsample_mode=c.KPNET_UPSAMPLE_MODE,
         )
 
     def __call__(self, outputs: HeadOutputs, locs: LevelLocations, targets: InsPoseTargets):
@@ -124,8 +134,12 @@ class InsPoseCriterion:
             quality = self.varifocal(outputs, locs, targets, trained_cells)
         losses = {"loss_cls": self.classification_loss(outputs, targets, quality)}
         losses["loss_kpnet"] = loss_kpnet
-        if outputs.offsets is not None:
+        if outputs.offsets is not None and targets.heatmap_offsets is not None:
+            losses["loss_heatmap_offset"] = self.heatmap_offset_loss(outputs.offsets, targets)
+        elif outputs.offsets is not None:
             losses["loss_offset"] = self.offset_loss(outputs.offsets, targets)
+        if outputs.heatmap_tags is not None:
+            losses["loss_ae_pull"], losses["loss_ae_push"] = self.ae_loss(outputs.heatmap_tags, targets)
         if outputs.heatmaps is not None:
             losses["loss_heatmap"] = self.heatmap_loss(outputs.heatmaps, targets)
         if outputs.boxes is not None:
@@ -184,12 +198,19 @@ class InsPoseCriterion:
         return total / global_normalizer(count), (peaks[0] if with_peaks else None)
 
     def offset_loss(self, offsets: torch.Tensor, targets: InsPoseTargets):
-        batch, channels, height, width = offsets.shape
-        disk = targets.disk_offsets
-        per_cell = offsets.view(batch, channels // 2, 2, height, width).permute(0, 1, 3, 4, 2)
-        predicted = per_cell.reshape(-1, 2)[disk.index]
-        total = offset_l1_sum(predicted, disk.offset)
-        return total / global_normalizer(offsets.new_tensor(float(disk.index.numel())))
+        total, cells = _sparse_offset_l1(offsets, targets.disk_offsets)
+        return total / global_normalizer(cells)
+
+    def heatmap_offset_loss(self, offsets: torch.Tensor, targets: InsPoseTargets):
+        """L1 of the heatmap branch's (B, 2K, H_h, W_h) offsets / supervised values (dx and dy)."""
+        total, cells = _sparse_offset_l1(offsets, targets.heatmap_offsets)
+        return total / global_normalizer(2.0 * cells)
+
+    def ae_loss(self, tags: torch.Tensor, targets: InsPoseTargets):
+        """(pull, push) of the (B, K, H_h, W_h) tags, each / its count averaged over processes."""
+        pull, persons, push, pairs = ae_pull_push_sums(tags, targets.ae_tags)
+        keep = 0.0 * tags.sum()  # in the graph without persons (DistributedDataParallel)
+        return (pull + keep) / global_normalizer(persons), (push + keep) / global_normalizer(pairs)
 
     def heatmap_loss(self, heatmaps: torch.Tensor, targets: InsPoseTargets):
         total, count = heatmap_focal_loss_sum(
@@ -214,3 +235,12 @@ class InsPoseCriterion:
         # Without positives the branch would get no gradient (DistributedDataParallel): keep it.
         total = total + 0.0 * sum(m.sum() for m in maps)
         return total / global_normalizer(2.0 * labelled.sum())
+
+
+def _sparse_offset_l1(offsets: torch.Tensor, sparse) -> Tuple[torch.Tensor, torch.Tensor]:
+    """L1 of (B, 2K, H, W) offsets at ``sparse`` (``DiskOffsets``) targets, and their cell count."""
+    batch, channels, height, width = offsets.shape
+    per_cell = offsets.view(batch, channels // 2, 2, height, width).permute(0, 1, 3, 4, 2)
+    predicted = per_cell.reshape(-1, 2)[sparse.index]
+    total = offset_l1_sum(predicted, sparse.offset)
+    return total, offsets.new_tensor(float(sparse.index.numel()))

@@ -5,6 +5,10 @@ activations hold at most ``KPNET_CHUNK_ELEMENTS`` values and are reduced at once
 argmaxes and softmax normalisers, so memory stays bounded at any output stride (stride 2 with 500
 candidates included) and the full maps are never written.
 
+With ``MODEL.INSPOSE.KPNET_UPSAMPLE_FACTOR`` f > 1 (the release: 2, bicubic) the logits are
+upsampled before the argmax, in the same bounded bands (``kpnet_upsample.py``), and keypoints are
+decoded on the (f H, f W) maps at OUTPUT_STRIDE / f, offsets read at that size.
+
 The third keypoint column (paper silent) follows ``MODEL.INSPOSE.KEYPOINT_SCORE``; by default it is
 the softmax mass of the keypoint map in the 3 x 3 cells around the argmax, in [0, 1]. Candidates are
 selected by their classification score (threshold, top N) as in the paper; the score a detection
@@ -34,6 +38,7 @@ from .oks import oks_sigmas_from_config
 from .head_outputs import HeadOutputs
 from .kpnet import KPNetLayout
 from .kpnet_decode import kpnet_peak_mass, kpnet_peaks, kpnet_peaks_dense
+from .kpnet_upsample import check_offset_size, decode_geometry, upsampled_kpnet_peaks_and_confidence
 from .level_maps import flatten_levels, gather_locations
 from .level_topk import level_topk
 from .nms import hard_nms, oks_nms, soft_nms
@@ -114,6 +119,8 @@ class InsPosePredictor:
         pre_nms_topk_per_level: int = 0,
         nms_boxes: str = "auto",
         kpnets_after_nms: bool = False,
+        kpnet_upsample_factor: int = 1,
+        kpnet_upsample_mode: str = "bicubic",
     ):
         """
         Args:
@@ -131,6 +138,8 @@ class InsPosePredictor:
                 have boxes, else "kpnet"), "kpnet", "regression" or "box_head" (``_boxes``).
             kpnets_after_nms: NMS before the KP-Nets, which then run on its survivors only
                 (KPNETS_AFTER_NMS, ``predict_after_nms``).
+            kpnet_upsample_factor, kpnet_upsample_mode: KP-Net logits upsampled by this factor
+                before the argmax (KPNET_UPSAMPLE_FACTOR / _MODE, ``kpnet_upsample``); 1: none.
         """
         self.codec, self.layout = codec, layout
         self.score_thresh = score_thresh
@@ -147,6 +156,7 @@ class InsPosePredictor:
         self.oks_nms_thresh, self.oks_sigmas = oks_nms_thresh, oks_sigmas
         self.pre_nms_topk_per_level = pre_nms_topk_per_level
         self.nms_boxes, self.kpnets_after_nms = nms_boxes, kpnets_after_nms
+        self.upsample_factor, self.upsample_mode = kpnet_upsample_factor, kpnet_upsample_mode
         # True: KP-Nets on whole maps at once (``kpnet_peaks_dense``), the exportable form.
         self.dense_kpnets = False
 
@@ -171,6 +181,8 @@ class InsPosePredictor:
             "pre_nms_topk_per_level": c.PRE_NMS_TOPK_PER_LEVEL,
             "nms_boxes": c.NMS_BOXES,
             "kpnets_after_nms": c.KPNETS_AFTER_NMS,
+            "kpnet_upsample_factor": c.KPNET_UPSAMPLE_FACTOR,
+            "kpnet_upsample_mode": c.KPNET_UPSAMPLE_MODE,
         }
 
     def __call__(self, outputs: HeadOutputs, locs: LevelLocations, image_sizes: List[Tuple[int, int]]):
@@ -209,6 +221,8 @@ class InsPosePredictor:
             features: (1, C_kp, H, W) keypoint features of the image.
             params: (n, C_f); rel_x: (n, W), rel_y: (n, H) (``InsPoseCodec.relative_coordinates``).
         """
+        if self.upsample_factor > 1:
+            return self.run_upsampled_kpnets(features, params, rel_x, rel_y)
         if self.dense_kpnets:
             cells, peak, log_norm = kpnet_peaks_dense(features, params, self.layout, rel_x, rel_y)
         else:
@@ -221,6 +235,14 @@ class InsPosePredictor:
             return cells, torch.exp(peak - log_norm)
         return cells, kpnet_peak_mass(features, params, self.layout, rel_x, rel_y, cells, log_norm)
 
+    def run_upsampled_kpnets(self, features, params, rel_x, rel_y):
+        """``run_kpnets`` with KPNET_UPSAMPLE_FACTOR > 1: cells (n, K) on the upsampled maps, banded
+        (whole maps with ``dense_kpnets``); confidences on the KP-Nets' own maps (``kpnet_upsample``)."""
+        return upsampled_kpnet_peaks_and_confidence(
+            features, params, self.layout, rel_x, rel_y, self.upsample_factor, self.upsample_mode,
+            self.keypoint_score, None if self.dense_kpnets else self.chunk_elements,
+        )
+
     def kpnet_keypoints(
         self, outputs: HeadOutputs, locs: LevelLocations, scores, b: int, locations, image_size
     ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -232,7 +254,10 @@ class InsPosePredictor:
         rel_x, rel_y = self.codec.relative_coordinates(locs, locations, outputs.map_size)
         cells, confidence = self.run_kpnets(features, params, rel_x, rel_y)
         offset_map = outputs.offsets[b : b + 1] if outputs.offsets is not None else None
-        xy = _clamped(self.codec.decode(cells, outputs.map_size, offset_map), image_size)
+        map_size, stride = decode_geometry(outputs.map_size, self.codec.output_stride, self.upsample_factor)
+        if self.upsample_factor > 1:
+            check_offset_size(offset_map, map_size)
+        xy = _clamped(self.codec.decode(cells, map_size, offset_map, stride=stride), image_size)
         if confidence is None:
             confidence = scores[locations][:, None].expand(-1, xy.shape[1])
         return torch.cat([xy, confidence[..., None]], dim=2), confidence

@@ -27,6 +27,8 @@ from .heads import (
     InstanceHead,
     KeypointFeatureBranch,
     KeypointRegressionBranch,
+    build_heatmap_branch,
+    heatmap_maps,
     resample_to,
     star_keypoint_indices,
 )
@@ -58,11 +60,14 @@ class InsPose(nn.Module):
         channels_last: bool = False,
         keypoint_regression: Optional[KeypointRegressionBranch] = None,
         regression_at_test: bool = False,
+        heatmap_at_test: bool = False,
     ):
         """
         Args:
             keypoint_regression: the keypoint-regression branch (KEYPOINT_REGRESSION_ON), or None;
                 regression_at_test: run it at test time too (something there reads it).
+            heatmap_branch: ``HeatmapBranch`` or ``FineKeypointBranch`` (HEATMAP_ON), or None;
+                heatmap_at_test: run it at test time too, for its offsets (HEATMAP_OFFSETS_ON).
         """
         super().__init__()
         self.backbone = backbone
@@ -73,6 +78,7 @@ class InsPose(nn.Module):
         self.heatmap_branch = heatmap_branch
         self.keypoint_regression = keypoint_regression
         self.regression_at_test = regression_at_test
+        self.heatmap_at_test = heatmap_at_test
         self.codec = codec
         self.criterion = criterion
         self.predictor = predictor
@@ -115,7 +121,7 @@ class InsPose(nn.Module):
             last_conv=c.KP_FEATURE_LAST_CONV,
         )
         offset_branch = heatmap_branch = None
-        if c.DISK_OFFSET_ON:
+        if c.DISK_OFFSET_ON and not c.HEATMAP_OFFSETS_ON:  # else the heatmap branch's offsets
             offset_branch = DiskOffsetBranch(
                 p3.channels,
                 num_keypoints=c.NUM_KEYPOINTS,
@@ -124,13 +130,7 @@ class InsPose(nn.Module):
                 norm=c.NORM,
             )
         if c.HEATMAP_ON:
-            heatmap_branch = HeatmapBranch(
-                p3.channels,
-                num_keypoints=c.NUM_KEYPOINTS,
-                num_convs=c.HEATMAP_CONVS,
-                channels=c.HEATMAP_CHANNELS,
-                norm=c.NORM,
-            )
+            heatmap_branch = build_heatmap_branch(c, p3.channels)
         return {
             "backbone": backbone,
             "in_features": list(c.IN_FEATURES),
@@ -144,6 +144,7 @@ class InsPose(nn.Module):
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "channels_last": c.CHANNELS_LAST,
+            "heatmap_at_test": c.HEATMAP_ON and c.HEATMAP_OFFSETS_ON,
             **cls._keypoint_regression(cfg, p3.channels),
         }
 
@@ -173,7 +174,8 @@ class InsPose(nn.Module):
         return ImageList.from_tensors(images, self.backbone.size_divisibility)
 
     def predict_maps(self, images: ImageList) -> HeadOutputs:
-        """Every head's output for a padded batch (B, 3, H, W); the heatmaps only in training."""
+        """Every head's output for a padded batch (B, 3, H, W); the heatmaps (and tags) only in
+        training; the heatmap branch runs at test time only for its offsets (HEATMAP_OFFSETS_ON)."""
         features = self.backbone(images.tensor)
         levels = [features[f] for f in self.in_features]
         regression = None
@@ -182,11 +184,14 @@ class InsPose(nn.Module):
         logits, params, boxes = self.head(levels, regression)
         p3 = levels[0]
         map_size = self.codec.output_map_size(tuple(p3.shape[-2:]))
-        offsets = heatmaps = None
+        offsets = heatmaps = tags = None
         if self.offset_branch is not None:
             offsets = resample_to(self.offset_branch(p3), map_size)
-        if self.training and self.heatmap_branch is not None:
-            heatmaps = self.heatmap_branch(p3)
+        if self.heatmap_branch is not None and (self.training or self.heatmap_at_test):
+            fine = heatmap_maps(self.heatmap_branch, p3, self.training)
+            heatmaps, tags = fine.heatmaps, fine.tags
+            # HEATMAP_OFFSETS_ON: already on the decode map (HEATMAP_STRIDE, validated).
+            offsets = fine.offsets if fine.offsets is not None else offsets
         return HeadOutputs(
             logits=logits,
             params=params,
@@ -196,6 +201,7 @@ class InsPose(nn.Module):
             heatmaps=heatmaps,
             level_sizes=[tuple(x.shape[-2:]) for x in levels],
             keypoint_regression=regression,
+            heatmap_tags=tags,
         )
 
     def forward(self, batched_inputs: List[Dict]):

@@ -13,6 +13,9 @@ keypoints k of exp(-d_k^2 / (2 (area + eps) (2 sigma_k)^2)):
 - ``"oks"``: COCO's OKS (pycocotools' formula, eps = float64 spacing of 1) of the decoded keypoints:
   argmax cell plus the disk offset read there, times s (``InsPoseCodec.decode``; with
   DISK_OFFSET_ON off the cell centres, which is still an OKS, of coarser keypoints), in pixels.
+  With KPNET_UPSAMPLE_FACTOR f > 1 the keypoints are decoded as inference decodes them: the argmax
+  of the maps upsampled by f (a no-grad banded pass, ``kpnet_upsample.kpnet_peaks_upsampled``, over
+  every positive), offsets at that finer stride.
 
 area: the person's ``pos_areas`` (the annotation's area scaled with the image, else its box's area;
 the release uses the mask's area). sigma: the training datasets' ``keypoint_oks_sigmas``.
@@ -35,6 +38,7 @@ from .codec import InsPoseCodec, InsPoseTargets, LevelLocations
 from .head_outputs import HeadOutputs
 from .kpnet import KPNetLayout
 from .kpnet_decode import kpnet_peaks
+from .kpnet_upsample import check_offset_size, decode_geometry, kpnet_peaks_upsampled
 from .level_maps import gather_locations, rows_and_cols
 from .oks import COCO_AREA_EPS, dataset_oks_sigmas, oks_from_squared_distances
 
@@ -86,8 +90,11 @@ def untrained_peak_cells(
     rel_x: torch.Tensor,
     rel_y: torch.Tensor,
     max_elements: int,
+    upsample_factor: int = 1,
+    upsample_mode: str = "bicubic",
 ) -> torch.Tensor:
-    """Argmax cells of n KP-Nets' maps without gradient, band by band (``kpnet_peaks``).
+    """Argmax cells of n KP-Nets' maps without gradient, band by band (``kpnet_peaks``; with
+    ``upsample_factor`` > 1 of the upsampled maps, ``kpnet_peaks_upsampled``).
 
     Args:
         features: (B, C_kp, H, W); image_index: (n,); params: (n, C_f); rel_x: (n, W); rel_y: (n, H).
@@ -99,9 +106,11 @@ def untrained_peak_cells(
     for b in range(features.shape[0]):  # a loop over images, never over persons
         rows = (image_index == b).nonzero().squeeze(1)
         if rows.numel():
-            found, _, _ = kpnet_peaks(
-                features[b : b + 1], params[rows], layout, rel_x[rows], rel_y[rows], max_elements
-            )
+            args = (features[b : b + 1], params[rows], layout, rel_x[rows], rel_y[rows], max_elements)
+            if upsample_factor > 1:
+                found, _, _ = kpnet_peaks_upsampled(*args, upsample_factor, upsample_mode)
+            else:
+                found, _, _ = kpnet_peaks(*args)
             cells[rows] = found
     return cells
 
@@ -119,6 +128,8 @@ class VarifocalTargets:
         max_elements: int = 1 << 25,
         sigmas: Optional[Sequence[float]] = None,
         dataset_names: Sequence[str] = (),
+        upsample_factor: int = 1,
+        upsample_mode: str = "bicubic",
     ):
         """
         Args:
@@ -127,10 +138,12 @@ class VarifocalTargets:
             max_elements: band bound of the no-grad pass (KPNET_CHUNK_ELEMENTS).
             sigmas: the K OKS sigmas; None: those of ``dataset_names`` (DATASETS.TRAIN), looked up
                 at the first call, so a model builds for inference without the training data.
+            upsample_factor, upsample_mode: KPNET_UPSAMPLE_FACTOR / _MODE, for mode "oks".
         """
         self.codec, self.layout = codec, layout
         self.mode, self.weak_target, self.max_elements = mode, weak_target, max_elements
         self.dataset_names = tuple(dataset_names)
+        self.upsample_factor, self.upsample_mode = upsample_factor, upsample_mode
         self._sigmas = None if sigmas is None else tuple(float(s) for s in sigmas)
 
     def sigmas(self, device) -> torch.Tensor:
@@ -150,11 +163,25 @@ class VarifocalTargets:
         if self.mode == "release":
             scores = release_scores(cells, outputs.map_size[1], self.codec.output_stride, gt, areas, sigmas)
         else:
-            offsets = outputs.offsets.detach() if outputs.offsets is not None else None
-            decoded = self.codec.decode(cells, outputs.map_size, offsets, targets.pos_image)
-            scores = oks_scores(decoded, gt, areas, sigmas)
+            scores = oks_scores(self.decoded(outputs, locs, targets, cells), gt, areas, sigmas)
         weak = ~(gt[..., 2] > 0).any(dim=1)
         return torch.where(weak, torch.full_like(scores, self.weak_target), scores)
+
+    def decoded(self, outputs: HeadOutputs, locs: LevelLocations, targets: InsPoseTargets, cells) -> torch.Tensor:
+        """(Q, K, 2) keypoints of every positive decoded as inference does: its (Q, K) ``cells``
+        and the offsets, or with KPNET_UPSAMPLE_FACTOR > 1 the argmax of its upsampled maps."""
+        offsets = outputs.offsets.detach() if outputs.offsets is not None else None
+        if self.upsample_factor == 1:
+            return self.codec.decode(cells, outputs.map_size, offsets, targets.pos_image)
+        size, stride = decode_geometry(outputs.map_size, self.codec.output_stride, self.upsample_factor)
+        check_offset_size(offsets, size)
+        params = gather_locations(outputs.params, targets.pos_image, targets.pos_location).detach()
+        rel_x, rel_y = self.codec.relative_coordinates(locs, targets.pos_location, outputs.map_size)
+        fine = untrained_peak_cells(
+            outputs.kp_features.detach(), targets.pos_image, params, self.layout, rel_x, rel_y,
+            self.max_elements, self.upsample_factor, self.upsample_mode,
+        )
+        return self.codec.decode(fine, size, offsets, targets.pos_image, stride=stride)
 
     def peak_cells(
         self, outputs: HeadOutputs, locs: LevelLocations, targets: InsPoseTargets, trained_cells: torch.Tensor

@@ -32,6 +32,13 @@ from .assignment import (
     points_in_boxes,
     pseudo_boxes_from_keypoints,
 )
+from .adaptive_targets import (
+    AdaptiveRadius,
+    adaptive_gaussian_heatmaps,
+    person_radii,
+    tag_targets,
+    window_offset_targets,
+)
 from .budget import sample_positives
 from .keypoint_targets import (
     DiskOffsets,
@@ -85,6 +92,9 @@ class InsPoseCodec:
         no_keypoint_persons: str = "ignore",
         ignore_crowd: bool = True,
         keypoint_regression_on: bool = False,
+        heatmap_radius: Optional[AdaptiveRadius] = None,
+        heatmap_offsets_on: bool = False,
+        ae_tags_on: bool = False,
     ):
         self.num_keypoints = num_keypoints
         self.fpn_strides = list(fpn_strides)
@@ -103,6 +113,10 @@ class InsPoseCodec:
         self.no_keypoint_persons = no_keypoint_persons
         self.ignore_crowd = ignore_crowd
         self.keypoint_regression_on = keypoint_regression_on
+        # The release's heatmap options (None / False: the paper's fixed-sigma P3 heatmaps).
+        self.heatmap_radius = heatmap_radius
+        self.heatmap_offsets_on = heatmap_offsets_on
+        self.ae_tags_on = ae_tags_on
 
     @classmethod
     def from_config(cls, cfg) -> "InsPoseCodec":
@@ -120,11 +134,14 @@ class InsPoseCodec:
             kpnet_positive_budget=c.MAX_KPNET_POSITIVES_PER_IMAGE,
             disk_offsets_on=c.DISK_OFFSET_ON,
             heatmaps_on=c.HEATMAP_ON,
-            heatmap_stride=c.FPN_STRIDES[0],
+            heatmap_stride=c.HEATMAP_STRIDE,
             assign_with_annotated_boxes=c.BOX_HEAD_ON,
             no_keypoint_persons=c.NO_KEYPOINT_PERSONS,
             ignore_crowd=c.IGNORE_CROWD,
             keypoint_regression_on=c.KEYPOINT_REGRESSION_ON,
+            heatmap_radius=AdaptiveRadius.from_config(c),
+            heatmap_offsets_on=c.HEATMAP_OFFSETS_ON,
+            ae_tags_on=c.AE_TAGS_ON,
         )
 
     # ------------------------------------------------------------------ geometry
@@ -139,6 +156,11 @@ class InsPoseCodec:
             return p3_size[0] * factor, p3_size[1] * factor
         scale = self.fpn_strides[0] / self.output_stride
         return int(round(p3_size[0] * scale)), int(round(p3_size[1] * scale))
+
+    def heatmap_map_size(self, p3_size: Tuple[int, int]) -> Tuple[int, int]:
+        """(H, W) of the heatmap branch's maps (HEATMAP_STRIDE 8: P3's; 4: twice P3's)."""
+        factor = self.fpn_strides[0] // self.heatmap_stride
+        return p3_size[0] * factor, p3_size[1] * factor
 
     def relative_coordinates(
         self, locs: LevelLocations, location: torch.Tensor, map_size: Tuple[int, int]
@@ -198,8 +220,15 @@ class InsPoseCodec:
             map_size = self.output_map_size(locs.sizes[0])
             targets.disk_offsets = self.disk_offsets(persons, person_image, map_size)
         if self.heatmaps_on:
-            targets.heatmaps = self.heatmaps(persons, person_image, len(images), locs.sizes[0])
-            targets.heatmap_weight = self.outside_regions(crowds, locs.sizes[0])
+            size, boxes = self.heatmap_map_size(locs.sizes[0]), _cat(images, "person_boxes")
+            targets.heatmaps = self.heatmaps(persons, person_image, len(images), size, boxes)
+            # IGNORE_CROWD False (the release): crowd regions are heatmap negatives too
+            ignored = crowds if self.ignore_crowd else [c[:0] for c in crowds]
+            targets.heatmap_weight = self.outside_regions(ignored, size)
+            if self.heatmap_offsets_on:
+                targets.heatmap_offsets = self.heatmap_offsets(persons, person_image, size, boxes)
+            if self.ae_tags_on:
+                targets.ae_tags = tag_targets(persons, person_image, self.heatmap_stride, size)
         return targets
 
     def _encode_image(self, locs: LevelLocations, inst: Instances, crowd: torch.Tensor) -> "_ImageTargets":
@@ -223,6 +252,7 @@ class InsPoseCodec:
             pos_areas=self.person_areas(inst).to(device)[pos_instance],
             pos_trained=torch.isin(positive, sampled),  # both sorted: kp rows follow positives
             persons=keypoints[a.trains_keypoints],
+            person_boxes=a.boxes[a.trains_keypoints],
         )
 
     @staticmethod
@@ -289,11 +319,23 @@ class InsPoseCodec:
             keypoints, image_index, self.output_stride, map_size, self.disk_radius
         )
 
-    def heatmaps(self, keypoints, image_index, batch: int, map_size) -> torch.Tensor:
-        """(B, K, H, W) auxiliary heatmap targets on the P3 map."""
-        return gaussian_heatmaps(
-            keypoints, image_index, batch, self.heatmap_stride, map_size, self.heatmap_sigma
-        )
+    def heatmaps(self, keypoints, image_index, batch: int, map_size, boxes=None) -> torch.Tensor:
+        """(B, K, H, W) auxiliary heatmap targets on the heatmap map (P3's by default); the
+        persons' (P, 4) ``boxes`` set the radii in HEATMAP_RADIUS_MODE "adaptive"."""
+        stride = self.heatmap_stride
+        if self.heatmap_radius is None:
+            return gaussian_heatmaps(keypoints, image_index, batch, stride, map_size, self.heatmap_sigma)
+        radii = person_radii(boxes, stride, self.heatmap_radius)
+        return adaptive_gaussian_heatmaps(keypoints, radii, image_index, batch, stride, map_size)
+
+    def heatmap_offsets(self, keypoints, image_index, map_size, boxes) -> DiskOffsets:
+        """Sparse offset targets of the heatmap branch (HEATMAP_OFFSETS_ON) on the heatmap map:
+        the square of each person's radius ("adaptive"), else a disk of DISK_RADIUS cells."""
+        stride = self.heatmap_stride
+        if self.heatmap_radius is None:
+            return disk_offset_targets(keypoints, image_index, stride, map_size, self.disk_radius)
+        radii = person_radii(boxes, stride, self.heatmap_radius)
+        return window_offset_targets(keypoints, radii, image_index, stride, map_size)
 
     def outside_regions(self, regions: List[torch.Tensor], map_size) -> torch.Tensor:
         """(B, 1, H, W) 1 where a P3 cell centre lies outside all of its image's (Q_b, 4) boxes."""
@@ -339,16 +381,21 @@ class InsPoseCodec:
         return picked
 
     def decode_cells(
-        self, cells: torch.Tensor, map_width: int, offsets: Optional[torch.Tensor] = None
+        self,
+        cells: torch.Tensor,
+        map_width: int,
+        offsets: Optional[torch.Tensor] = None,
+        stride: Optional[float] = None,
     ) -> torch.Tensor:
         """(N, K) flat cells (+ (N, K, 2) offsets in cells) -> (N, K, 2) x, y in input coordinates.
 
-        ((x + dx) * s, (y + dy) * s) with offsets, ((x + 0.5) * s, (y + 0.5) * s) without.
+        ((x + dx) * s, (y + dy) * s) with offsets, ((x + 0.5) * s, (y + 0.5) * s) without; s: the
+        map's ``stride`` (default OUTPUT_STRIDE; OUTPUT_STRIDE / KPNET_UPSAMPLE_FACTOR for upsampled maps).
         """
         rows, cols = rows_and_cols(cells, map_width)
         grid = torch.stack([cols, rows], dim=-1).float()
         shift = offsets if offsets is not None else torch.full_like(grid, 0.5)
-        return (grid + shift) * self.output_stride
+        return (grid + shift) * (self.output_stride if stride is None else stride)
 
     def decode(
         self,
@@ -356,6 +403,7 @@ class InsPoseCodec:
         map_size: Tuple[int, int],
         offset_map: Optional[torch.Tensor] = None,
         image_index: Optional[torch.Tensor] = None,
+        stride: Optional[float] = None,
     ) -> torch.Tensor:
         """Keypoint positions in (padded) input-image coordinates.
 
@@ -363,6 +411,7 @@ class InsPoseCodec:
             cells: (N, K) flat argmax cells of the keypoint maps of size ``map_size`` (H, W).
             offset_map: (B, 2K, H, W) disk offsets (read at the cells), or None (cell centres).
             image_index: (N,) batch index of each instance in ``offset_map`` (default: all 0).
+            stride: of the maps (default OUTPUT_STRIDE; upsampled maps: see ``decode_cells``).
         Returns:
             (N, K, 2) x, y.
         """
@@ -371,7 +420,7 @@ class InsPoseCodec:
             if image_index is None:
                 image_index = torch.zeros(cells.shape[0], dtype=torch.long, device=cells.device)
             offsets = self.gather_offsets(offset_map, image_index, cells)
-        return self.decode_cells(cells, map_size[1], offsets)
+        return self.decode_cells(cells, map_size[1], offsets, stride)
 
     @staticmethod
     def decode_regression(points: torch.Tensor, strides: torch.Tensor, deltas: torch.Tensor) -> torch.Tensor:
@@ -403,6 +452,7 @@ class _ImageTargets:
     pos_areas: torch.Tensor
     pos_trained: torch.Tensor
     persons: torch.Tensor  # (P, K, 3) the image's persons with a labelled keypoint
+    person_boxes: torch.Tensor  # (P, 4) their boxes (the ones they are assigned with)
 
 
 def _cat(images: List[_ImageTargets], field: str) -> torch.Tensor:

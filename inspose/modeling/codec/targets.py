@@ -4,6 +4,7 @@ from typing import Optional
 
 import torch
 
+from .adaptive_targets import TagTargets
 from .keypoint_targets import DiskOffsets
 
 __all__ = ["InsPoseTargets"]
@@ -35,8 +36,10 @@ class InsPoseTargets:
             pos_regression_labelled: (Q, K) bool, v > 0 (``InsPoseCodec.regression_targets``;
             None with KEYPOINT_REGRESSION_ON off).
         disk_offsets: sparse offset targets on the output map (None with DISK_OFFSET_ON off).
-        heatmaps: (B, K, H_3, W_3) heatmap targets on P3 and heatmap_weight: (B, 1, H_3, W_3),
-            0 inside crowd regions (None with HEATMAP_ON off).
+        heatmaps: (B, K, H_h, W_h) heatmap targets on the map of HEATMAP_STRIDE (P3 by default)
+            and heatmap_weight: (B, 1, H_h, W_h), 0 inside crowd regions with IGNORE_CROWD (None with HEATMAP_ON off).
+        heatmap_offsets: sparse offset targets on that map (HEATMAP_OFFSETS_ON; else None).
+        ae_tags: where the associative-embedding tags are read (AE_TAGS_ON; else None).
     """
 
     labels: torch.Tensor
@@ -59,3 +62,5 @@ class InsPoseTargets:
     heatmap_weight: Optional[torch.Tensor] = None
     pos_regression: Optional[torch.Tensor] = None
     pos_regression_labelled: Optional[torch.Tensor] = None
+    heatmap_offsets: Optional[DiskOffsets] = None
+    ae_tags: Optional[TagTargets] = None

@@ -1,4 +1,5 @@
 """InsPose's heads: the shared instance head, the keypoint regression and the P3 branches."""
+from .fine_keypoint_branch import FineKeypointBranch, FineKeypointMaps, build_heatmap_branch, heatmap_maps
 from .instance_head import InstanceHead
 from .keypoint_regression import KeypointRegressionBranch
 from .p3_branches import DiskOffsetBranch, HeatmapBranch, KeypointFeatureBranch, resample_to
@@ -11,6 +12,10 @@ __all__ = [
     "KeypointRegressionBranch",
     "DiskOffsetBranch",
     "HeatmapBranch",
+    "FineKeypointBranch",
+    "FineKeypointMaps",
+    "build_heatmap_branch",
+    "heatmap_maps",
     "StarConv",
     "resample_to",
     "star_keypoint_indices",
