@@ -145,6 +145,17 @@ def overfit_run(coco_kp_mini, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def release_overfit_run(coco_kp_mini, tmp_path_factory):
+    """``overfit_run``'s images and iterations with every release component on
+    (``trained_models.release_overfit_opts``), once per session."""
+    from .trained_models import overfit_subset, release_overfit_opts, train_tiny
+
+    folder = tmp_path_factory.mktemp("release_overfit")
+    name = register_once("test_overfit_coco4", overfit_subset(coco_kp_mini, folder), coco_kp_mini / "train2017")
+    return train_tiny(release_overfit_opts(name), folder / "output")
+
+
+@pytest.fixture(scope="session")
 def briefly_trained(coco_kp_mini_dataset, crowdpose_mini_dataset, tmp_path_factory):
     """A function K (17 or 14), depth -> ``TrainedRun`` of a few dozen iterations on coco_kp_mini
     (K = 17) or crowdpose_mini (K = 14), each trained once per session."""

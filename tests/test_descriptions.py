@@ -5,7 +5,6 @@ the catalog of the test session keeps no paths of a removed tmp_path.
 """
 import logging
 import os
-import textwrap
 import uuid
 
 import pytest

@@ -5,7 +5,6 @@ Soft-NMS and OKS-NMS are checked against references written as plain Python loop
 boxes, tied scores, 0 and 1 candidates, K other than 17.
 """
 import math
-import random
 
 import pytest
 import torch
