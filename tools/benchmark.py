@@ -4,6 +4,8 @@
     python tools/benchmark.py --config-file configs/InsPose_R_50_36ep.yaml --device cpu \\
         --persons 1,10,50,100 --runs 10 --size 800,1333 --output benchmark.json
     python tools/benchmark.py --config-file configs/InsPose_R_50_36ep.yaml --device cuda ...
+    python tools/benchmark.py --config-file configs/InsPose_R_50_36ep.yaml --components \\
+        --persons 10 --runs 5 --output components.json
 
 Both models have random weights and are forced to run their keypoint stage on exactly P persons
 (each --persons value). Writes the JSON report (``columns`` in it says what each row key means)
@@ -78,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also export the model per persons value and time ONNX Runtime and torch.export (CPU)",
     )
+    p.add_argument(
+        "--components",
+        action="store_true",
+        help="instead: params, MACs and latency of the config with each of the authors' release "
+        "components added alone, then all (at the first --persons value; no Keypoint R-CNN)",
+    )
     p.add_argument("--output", help="JSON file to write")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="InsPose config overrides: KEY VALUE ...")
     return p
@@ -111,8 +119,38 @@ def options_from_args(args: argparse.Namespace):
     )
 
 
+def components_report(args: argparse.Namespace) -> dict:
+    """``--components``: the release-components table (inspose/benchmark/components.py)."""
+    import torch
+
+    import inspose  # noqa: F401
+    from inspose.benchmark.components import (
+        COMPONENT_HEADERS, RELEASE_COMPONENTS, component_rows, component_table_rows)
+    from inspose.benchmark.tables import markdown_table
+    from inspose.benchmark.timing import describe_device
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    rows = component_rows(
+        args.config_file, args.opts, RELEASE_COMPONENTS, device, args.size, args.persons[0],
+        max(1, args.runs), max(0, args.warmup),
+    )  # fmt: skip
+    report = {"device": describe_device(device), "size": list(args.size), "persons": args.persons[0],
+              "config_file": args.config_file, "components": rows}  # fmt: skip
+    report["table"] = markdown_table(COMPONENT_HEADERS, component_table_rows(rows))
+    return report
+
+
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
+    if args.components:
+        report = components_report(args)
+        if args.output:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+        sys.stdout.write(report["table"] + "\n")
+        return report
     options = options_from_args(args)
     from inspose.benchmark.runner import run_benchmark
     from inspose.benchmark.tables import render_report

@@ -5,8 +5,10 @@ Counts are multiply-accumulates (MACs), as fvcore counts them (it calls one MAC 
 
 - InsPose: fvcore's ``FlopCountAnalysis`` on a wrapper module that runs the modules of
   ``predict_maps`` on a normalised (1, 3, H, W) tensor and returns their tensors, split into
-  backbone + FPN and heads (towers, classification, controller, P3 branches; the heatmap branch
-  runs only in training). The KP-Nets run after those maps and are counted analytically from
+  backbone + FPN and heads (towers, classification, controller, P3 branches, the keypoint-regression
+  branch when inference reads it; the heatmap branch runs only in training, unless its offsets
+  are the decoded ones, HEATMAP_OFFSETS_ON: then its offsets head and the convs before it count). fvcore does not know
+  torchvision's ``deform_conv2d`` (the star convs): ``deform_conv_macs`` counts it as a conv. The KP-Nets run after those maps and are counted analytically from
   ``KPNetLayout``: per instance the sum over layers of out * in * H * W MACs (H x W the output
   map, the two coordinate channels counted as inputs of layer 1), times the P instances.
 - Keypoint R-CNN: fvcore on a wrapper around ``model.inference`` with one forced person. Only the
@@ -16,10 +18,12 @@ Counts are multiply-accumulates (MACs), as fvcore counts them (it calls one MAC 
 - Rate: the median time of one large 3x3 convolution (default 1 x 256 x 200 x 304, 256 -> 256).
 """
 import math
+from math import prod
 from typing import Dict, Iterable, Sequence, Tuple
 
 import torch
 from fvcore.nn import FlopCountAnalysis
+from fvcore.nn.jit_handles import get_shape
 from torch import nn
 
 from .forcing import force_keypoint_rcnn_persons
@@ -42,8 +46,17 @@ def _params(model: nn.Module, prefixes: Iterable[str]) -> int:
     return sum(p.numel() for n, p in model.named_parameters() if n.startswith(tuple(prefixes)))
 
 
+def deform_conv_macs(inputs, outputs) -> int:
+    """fvcore handle of ``torchvision::deform_conv2d``: the MACs of the convolution it computes,
+    output elements x (C_in / groups) x kh x kw, as for a plain conv (the bilinear sampling of
+    the input at the offsets is not counted, as fvcore does not count interpolation)."""
+    weight_shape = get_shape(inputs[1])
+    return prod(get_shape(outputs[0])) * prod(weight_shape[1:])
+
+
 def _analysis(wrapper: nn.Module, inputs: Tuple) -> FlopCountAnalysis:
     analysis = FlopCountAnalysis(wrapper, inputs)
+    analysis.set_op_handle("torchvision::deform_conv2d", deform_conv_macs)
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     return analysis
@@ -68,11 +81,16 @@ class _InsPoseMaps(nn.Module):
     def forward(self, image: torch.Tensor):
         features = self.model.backbone(image)
         levels = [features[f] for f in self.model.in_features]
-        logits, params, boxes = self.model.head(levels)
-        maps = logits + params + (boxes or [])
+        regression = None
+        if self.model.keypoint_regression is not None and self.model.regression_at_test:
+            regression = self.model.keypoint_regression(levels)
+        logits, params, boxes = self.model.head(levels, regression)
+        maps = logits + params + (boxes or []) + (regression or [])
         maps.append(self.model.keypoint_branch(levels[0]))
         if self.model.offset_branch is not None:
             maps.append(self.model.offset_branch(levels[0]))
+        if self.model.heatmap_branch is not None and self.model.heatmap_at_test:
+            maps.append(self.model.heatmap_branch(levels[0], offsets_only=True).offsets)
         return tuple(maps)
 
 
@@ -108,13 +126,15 @@ def inspose_flops(model: nn.Module, size: Tuple[int, int]) -> Dict:
     image = torch.zeros(1, 3, *padded, device=model.device)
     with torch.no_grad():
         by_module = _analysis(_InsPoseMaps(model).eval(), (image,)).by_module()
-    heads = ("head", "keypoint_branch", "offset_branch")
+    heads = ("head", "keypoint_branch", "offset_branch", "keypoint_regression")
+    if model.heatmap_at_test:  # HEATMAP_OFFSETS_ON: the branch's offsets are read at inference
+        heads += ("heatmap_branch",)
     map_h, map_w = output_map_size(model, size)
     layout = model.predictor.layout
     return {
         "params_backbone_fpn": _params(model, ["backbone."]),
         "params_heads": _params(model, [f"{h}." for h in heads]),
-        "params_heatmap_branch_training_only": _params(model, ["heatmap_branch."]),
+        "params_heatmap_branch_training_only": 0 if model.heatmap_at_test else _params(model, ["heatmap_branch."]),
         "params_total": _params(model, [""]),
         "kpnet_params_per_instance": layout.num_params,
         "gmac_backbone_fpn": _sum_modules(by_module, ["backbone"]) / 1e9,

@@ -4,8 +4,9 @@ Untrained weights give no confident detections, so both models are set to pass e
 to their keypoint stage whatever the scores:
 
 - InsPose: every location passes the score threshold (-1 < sigmoid), the top-P by score are the
-  candidates (PRE_NMS_TOPK_TEST = P), NMS keeps everything (IoU threshold 1.0: IoU > 1 never
-  happens) and TEST.DETECTIONS_PER_IMAGE = P, so P KP-Nets run and P instances come out.
+  candidates (PRE_NMS_TOPK_TEST = P, PRE_NMS_TOPK_PER_LEVEL off), NMS keeps everything (IoU
+  threshold 1.0: IoU > 1 never happens) and TEST.DETECTIONS_PER_IMAGE = P, so P KP-Nets run and P
+  instances come out.
 - Keypoint R-CNN: the box predictor's test score threshold -1, NMS threshold 1.0 and
   DETECTIONS_PER_IMAGE = P, so P of the RPN's proposals (up to 1000 at test time) become the
   boxes the keypoint head runs on. This needs at least P proposals; ``check_count`` says so when
@@ -39,7 +40,9 @@ def force_inspose_persons(model: nn.Module, persons: int) -> None:
     predictor = model.predictor
     predictor.score_thresh = -1.0
     predictor.pre_nms_topk = persons
+    predictor.pre_nms_topk_per_level = 0  # PRE_NMS_TOPK_PER_LEVEL would pass k per level
     predictor.nms_thresh = 1.0
+    predictor.soft_nms_min_score = -1.0  # soft-NMS keeps every (decayed) candidate too
     predictor.max_detections = persons
 
 
