@@ -14,6 +14,7 @@ from inspose.modeling.kpnet import KPNetLayout, kpnet_forward, relative_coordina
 from inspose.modeling.kpnet_decode import kpnet_peaks_dense
 from inspose.modeling.kpnet_upsample import (
     HALO_ROWS,
+    fine_peak_cells,
     kpnet_peaks_upsampled,
     upsampled_band_rows,
     upsampled_kpnet_peaks_and_confidence,
@@ -348,14 +349,17 @@ def test_tta_honours_the_factor():
     assert ((plain.pred_keypoints[..., :2] * 2) % 8 == 4).all()  # stride-4 cell centres
 
 
-def test_oks_varifocal_targets_decode_the_upsampled_maps():
+@pytest.mark.parametrize("argmax", ["global", "coarse_cell"])
+def test_oks_varifocal_targets_decode_the_upsampled_maps(argmax):
     """VARIFOCAL_TARGET "oks" with factor 2: every positive's OKS of its fine-argmax keypoints (a
-    two-image batch, cell centres at stride 4), with positives the budget left untrained."""
+    two-image batch, cell centres at stride 4), with positives the budget left untrained; the
+    fine argmax found as KPNET_UPSAMPLE_ARGMAX says."""
     from inspose.modeling.level_maps import gather_locations
     from inspose.modeling.quality_targets import oks_scores
 
     model = tiny_model(P + "CLS_LOSS", "varifocal", P + "VARIFOCAL_TARGET", "oks", P + "KPNET_UPSAMPLE_FACTOR", 2,
-                       *NO_OFFSETS, P + "MAX_KPNET_POSITIVES_PER_IMAGE", 3)  # fmt: skip
+                       *NO_OFFSETS, P + "MAX_KPNET_POSITIVES_PER_IMAGE", 3,
+                       P + "KPNET_UPSAMPLE_ARGMAX", argmax)  # fmt: skip
     batch = [batch_item(96, 128, 2, seed=1), batch_item(96, 128, 1, seed=2)]
     criterion, codec = model.criterion, model.codec
     with torch.no_grad():
@@ -371,8 +375,8 @@ def test_oks_varifocal_targets_decode_the_upsampled_maps():
     for b in range(2):  # per image: whole maps of its positives
         rows = (targets.pos_image == b).nonzero().squeeze(1)
         feats = outputs.kp_features[b : b + 1]
-        _, fine = _reference(feats, params[rows], criterion.layout, rel_x[rows], rel_y[rows], 2, "bicubic")
-        cells = fine.flatten(2).argmax(dim=2)
+        coarse, fine = _reference(feats, params[rows], criterion.layout, rel_x[rows], rel_y[rows], 2, "bicubic")
+        cells = fine.flatten(2).argmax(dim=2) if argmax == "global" else _restricted_reference(coarse, fine, 2)
         xy = torch.stack([(cells % fine.shape[3] + 0.5) * 4, (cells // fine.shape[3] + 0.5) * 4], dim=2)
         sigmas = criterion.varifocal.sigmas(xy.device)
         expected[rows] = oks_scores(xy, targets.pos_keypoints[rows], targets.pos_areas[rows], sigmas)
@@ -396,3 +400,89 @@ def test_cuda_banded_upsampled_peaks_equal_whole_maps_and_the_cpu():
     assert (cells.cpu() == cpu_cells).float().mean() >= 0.99  # near-ties may flip between devices
     torch.testing.assert_close(peak.cpu(), cpu_peak, atol=1e-4, rtol=1e-5)
     torch.testing.assert_close(log_norm.cpu(), cpu_norm, atol=1e-4, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ KPNET_UPSAMPLE_ARGMAX "coarse_cell"
+
+
+def _restricted_reference(coarse, fine, factor):
+    """(n, K) flat fine cells: the whole-map upsampled argmax among the f x f fine cells of each
+    coarse argmax cell (a brute force over the reference maps)."""
+    n, k, height, width = coarse.shape
+    best = coarse.flatten(2).argmax(dim=2)
+    rows, cols = best // width, best % width
+    out = torch.empty_like(best)
+    for i in range(n):
+        for j in range(k):
+            r, c = int(rows[i, j]), int(cols[i, j])
+            block = fine[i, j, r * factor : (r + 1) * factor, c * factor : (c + 1) * factor]
+            dy, dx = divmod(int(block.argmax()), factor)
+            out[i, j] = (r * factor + dy) * width * factor + c * factor + dx
+    return out
+
+
+@pytest.mark.parametrize("mode,factor", [("bicubic", 2), ("bicubic", 3), ("bilinear", 2)])
+@pytest.mark.parametrize("size", [(11, 9), (3, 2), (1, 5)])
+def test_coarse_cell_argmax_equals_the_restricted_whole_map_argmax(mode, factor, size):
+    """Also on maps so small that every patch is clamped at an edge."""
+    layout = KPNetLayout(8, 8, 7, 3)
+    features, params, rel_x, rel_y = _kpnets(layout, instances=6, size=size, seed=factor + size[0])
+    coarse, fine = _reference(features, params, layout, rel_x, rel_y, factor, mode)
+    expected = _restricted_reference(coarse, fine, factor)
+    for bound in (None, _elements_for_rows(1, 6, layout, size[1], factor)):
+        cells, log_norm = fine_peak_cells(features, params, layout, rel_x, rel_y, factor, mode, "coarse_cell", bound)
+        flat = fine.flatten(2)
+        # the same cell, or (a float tie: a 1-row map's two fine rows) a cell of the same value
+        same = cells == expected
+        picked, best = flat.gather(2, cells[..., None])[..., 0], flat.gather(2, expected[..., None])[..., 0]
+        coarse_of = (cells // (size[1] * factor) // factor) * size[1] + (cells % (size[1] * factor)) // factor
+        assert torch.equal(coarse_of, coarse.flatten(2).argmax(dim=2))
+        assert (same | ((picked - best).abs() <= 1e-5)).all() and same.float().mean() > 0.5
+        torch.testing.assert_close(log_norm, torch.logsumexp(coarse.flatten(2), dim=2), atol=1e-4, rtol=1e-6)
+
+
+def _map_kpnet(maps):
+    """A depth-1 KP-Net whose logits are ``maps`` (1, K, H, W) themselves: keypoint k reads
+    feature channel k (weight 1), no coordinates, no bias."""
+    kinds = maps.shape[1]
+    layout = KPNetLayout(kinds, 8, kinds, 1)
+    weight = torch.zeros(kinds, kinds + 2)
+    weight[:, :kinds] = torch.eye(kinds)
+    params = torch.cat([weight.flatten(), torch.zeros(kinds)])[None]
+    height, width = maps.shape[-2:]
+    return layout, params, torch.zeros(1, width), torch.zeros(1, height)
+
+
+def test_a_sharp_peak_survives_coarse_cell_but_not_the_global_argmax():
+    """An isolated coarse peak next to a broad, slightly lower plateau: the coarse softmax puts
+    nearly all its mass on the peak, the global bicubic argmax lands on the plateau (the
+    release's decode), "coarse_cell" stays on the peak."""
+    maps = torch.full((1, 1, 12, 12), -60.0)
+    maps[0, 0, 3, 3] = 16.0
+    maps[0, 0, 7:12, 7:12] = 5.0
+    maps[0, 0, 9, 9] = 14.0
+    layout, params, rel_x, rel_y = _map_kpnet(maps)
+    assert torch.softmax(maps.flatten(), 0)[3 * 12 + 3] > 0.85
+    width = 24
+    for bound in (None, 1 << 12):
+        globally, _ = fine_peak_cells(maps, params, layout, rel_x, rel_y, 2, "bicubic", "global", bound)
+        in_cell, _ = fine_peak_cells(maps, params, layout, rel_x, rel_y, 2, "bicubic", "coarse_cell", bound)
+        g_row, g_col = divmod(int(globally), width)
+        c_row, c_col = divmod(int(in_cell), width)
+        assert (g_row // 2, g_col // 2) != (3, 3)
+        assert (c_row // 2, c_col // 2) == (3, 3)
+
+
+def test_coarse_cell_argmax_through_the_predictor():
+    """KPNET_UPSAMPLE_ARGMAX reaches the predictor: with the same weights, each coarse_cell
+    keypoint (a stride-4 cell centre) lies within 2 px of the factor-1 model's (the stride-8 centre
+    of the coarse argmax cell that holds it)."""
+    keep_all = (P + "SCORE_THRESH_TEST", 0.0, P + "PRE_NMS_TOPK_TEST", 30, P + "NMS_THRESH_TEST", 1.0, *NO_OFFSETS)
+    plain = tiny_model(*keep_all).eval()
+    refined = tiny_model(*keep_all, P + "KPNET_UPSAMPLE_FACTOR", 2, P + "KPNET_UPSAMPLE_ARGMAX", "coarse_cell").eval()
+    item = batch_item(96, 128, 0, seed=3)
+    coarse, fine = _predict(plain, item), _predict(refined, item)
+    assert len(coarse) == len(fine) > 0
+    assert torch.equal(coarse.scores, fine.scores)
+    difference = (fine.pred_keypoints[..., :2] - coarse.pred_keypoints[..., :2]).abs()
+    assert difference.max() <= 2.0 + 1e-4 and difference.max() > 0

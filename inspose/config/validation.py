@@ -52,6 +52,7 @@ CHOICES: Dict[str, Tuple] = {
     P + "KP_FEATURE_LAST_CONV": ("linear_1x1", "conv3x3_gn_relu"),
     P + "NMS_TYPE": NMS_TYPES,
     P + "KPNET_UPSAMPLE_MODE": ("bicubic", "bilinear"),
+    P + "KPNET_UPSAMPLE_ARGMAX": ("global", "coarse_cell"),
     P + "HEATMAP_STRIDE": (4, 8),
     P + "HEATMAP_RADIUS_MODE": ("fixed", "adaptive"),
     P + "HEATMAP_RADIUS_FORMULA": ("exact", "cornernet"),

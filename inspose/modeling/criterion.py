@@ -122,6 +122,7 @@ class InsPoseCriterion:
             dataset_names=list(cfg.DATASETS.TRAIN),
             upsample_factor=c.KPNET_UPSAMPLE_FACTOR,
             upsample_mode=c.KPNET_UPSAMPLE_MODE,
+            upsample_argmax=c.KPNET_UPSAMPLE_ARGMAX,
         )
 
     def __call__(self, outputs: HeadOutputs, locs: LevelLocations, targets: InsPoseTargets):

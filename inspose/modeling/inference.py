@@ -121,6 +121,7 @@ class InsPosePredictor:
         kpnets_after_nms: bool = False,
         kpnet_upsample_factor: int = 1,
         kpnet_upsample_mode: str = "bicubic",
+        kpnet_upsample_argmax: str = "global",
     ):
         """
         Args:
@@ -139,7 +140,8 @@ class InsPosePredictor:
             kpnets_after_nms: NMS before the KP-Nets, which then run on its survivors only
                 (KPNETS_AFTER_NMS, ``predict_after_nms``).
             kpnet_upsample_factor, kpnet_upsample_mode: KP-Net logits upsampled by this factor
-                before the argmax (KPNET_UPSAMPLE_FACTOR / _MODE, ``kpnet_upsample``); 1: none.
+                before the argmax (KPNET_UPSAMPLE_FACTOR / _MODE, ``kpnet_upsample``); 1: none;
+                kpnet_upsample_argmax: over the whole upsampled map or in the coarse argmax's cell.
         """
         self.codec, self.layout = codec, layout
         self.score_thresh = score_thresh
@@ -157,6 +159,7 @@ class InsPosePredictor:
         self.pre_nms_topk_per_level = pre_nms_topk_per_level
         self.nms_boxes, self.kpnets_after_nms = nms_boxes, kpnets_after_nms
         self.upsample_factor, self.upsample_mode = kpnet_upsample_factor, kpnet_upsample_mode
+        self.upsample_argmax = kpnet_upsample_argmax
         # True: KP-Nets on whole maps at once (``kpnet_peaks_dense``), the exportable form.
         self.dense_kpnets = False
 
@@ -183,6 +186,7 @@ class InsPosePredictor:
             "kpnets_after_nms": c.KPNETS_AFTER_NMS,
             "kpnet_upsample_factor": c.KPNET_UPSAMPLE_FACTOR,
             "kpnet_upsample_mode": c.KPNET_UPSAMPLE_MODE,
+            "kpnet_upsample_argmax": c.KPNET_UPSAMPLE_ARGMAX,
         }
 
     def __call__(self, outputs: HeadOutputs, locs: LevelLocations, image_sizes: List[Tuple[int, int]]):
@@ -240,7 +244,7 @@ class InsPosePredictor:
         (whole maps with ``dense_kpnets``); confidences on the KP-Nets' own maps (``kpnet_upsample``)."""
         return upsampled_kpnet_peaks_and_confidence(
             features, params, self.layout, rel_x, rel_y, self.upsample_factor, self.upsample_mode,
-            self.keypoint_score, None if self.dense_kpnets else self.chunk_elements,
+            self.keypoint_score, None if self.dense_kpnets else self.chunk_elements, self.upsample_argmax,
         )
 
     def kpnet_keypoints(

@@ -12,6 +12,14 @@ running argmax. A fine row depends on the 4 coarse rows around its source positi
 beyond the band, so the result equals upsampling the whole map at once (``upsample_logits``, which
 the dense, exportable path uses).
 
+KPNET_UPSAMPLE_ARGMAX "coarse_cell" keeps the coarse argmax and only refines it: the argmax of the
+upsampled logits among the f x f fine cells of each coarse argmax cell (``refine_in_coarse_cells``:
+the KP-Net at a 5 x 5 patch of coarse cells, clamped at the edges as F.interpolate clamps, then
+upsampled). The release's "global" argmax over the whole upsampled map is not peak-preserving: a
+sharp, isolated coarse peak is averaged down with its neighbours (at f = 2 no fine cell samples a
+coarse centre), so a broad second bump a little lower can win, far from the coarse argmax that
+holds nearly all the softmax mass (measured on the overfitted release model: 7 of 64 keypoints).
+
 The keypoint confidence stays on the coarse map: the log-sum-exp returned is the coarse map's, and
 ``coarse_cells`` gives the coarse cell holding each fine argmax, where ``kpnet_peak_mass`` reads
 the 3 x 3 softmax mass. The KP-Net loss trains the coarse softmax; the interpolated map is not a
@@ -24,7 +32,8 @@ import torch
 from torch.nn import functional as F
 
 from .kpnet import KPNetLayout
-from .kpnet_decode import _deeper_layers, _first_layer_terms, kpnet_logits_at, kpnet_peak_mass, kpnet_peaks_dense
+from .kpnet_decode import _deeper_layers, _first_layer_terms, kpnet_logits_at, kpnet_peak_mass
+from .kpnet_decode import kpnet_peaks, kpnet_peaks_dense
 from .level_maps import rows_and_cols
 
 __all__ = [
@@ -33,6 +42,9 @@ __all__ = [
     "upsample_logits",
     "upsampled_band_rows",
     "kpnet_peaks_upsampled",
+    "UPSAMPLE_ARGMAX",
+    "refine_in_coarse_cells",
+    "fine_peak_cells",
     "coarse_cells",
     "coarse_peak_prob",
     "upsampled_kpnet_peaks_and_confidence",
@@ -42,6 +54,8 @@ __all__ = [
 
 HALO_ROWS = 2  # bicubic reads coarse rows floor(src) - 1 .. floor(src) + 2
 UPSAMPLE_MODES = ("bicubic", "bilinear")
+UPSAMPLE_ARGMAX = ("global", "coarse_cell")  # KPNET_UPSAMPLE_ARGMAX
+PATCH_RADIUS = 2  # the f x f fine cells of coarse cell r read coarse rows r - 2 .. r + 2 (bicubic)
 
 
 def upsample_logits(logits: torch.Tensor, map_size: Tuple[int, int], factor: int, mode: str) -> torch.Tensor:
@@ -150,22 +164,64 @@ def coarse_peak_prob(features, params, layout, rel_x, rel_y, cells: torch.Tensor
     return torch.exp(logits[..., 0] - log_norm).clamp(max=1.0)
 
 
-def upsampled_kpnet_peaks_and_confidence(
-    features, params, layout: KPNetLayout, rel_x, rel_y, factor: int, mode: str, keypoint_score: str,
-    max_elements=None,
-):
-    """Fine argmax cells (n, K) and keypoint confidences (n, K) (None for KEYPOINT_SCORE
-    "instance") of n KP-Nets, banded (``max_elements``) or on whole maps (None: the exportable
-    ``kpnet_peaks_dense``). "peak_mass" / "peak_prob" are read on the coarse maps at the coarse
-    cell holding each fine argmax (module docstring).
+@torch.no_grad()
+def refine_in_coarse_cells(features, params, layout: KPNetLayout, rel_x, rel_y, cells, factor: int, mode: str):
+    """(n, K) coarse argmax cells -> (n, K) flat cells of the (f H, f W) map: the argmax of the
+    upsampled logits among the f x f fine cells of each coarse cell.
 
     Args:
         features: (1, C_kp, H, W); params: (n, C_f); rel_x: (n, W); rel_y: (n, H).
     """
+    height, width = features.shape[-2:]
+    num, kinds = cells.shape
+    rows, cols = rows_and_cols(cells, width)
+    steps = torch.arange(-PATCH_RADIUS, PATCH_RADIUS + 1, device=cells.device)
+    side = steps.numel()
+    patch_rows = (rows[..., None] + steps).clamp(0, height - 1)[..., :, None].expand(num, kinds, side, side)
+    patch_cols = (cols[..., None] + steps).clamp(0, width - 1)[..., None, :].expand(num, kinds, side, side)
+    logits = kpnet_logits_at(
+        features, params, layout, rel_x, rel_y,
+        patch_rows.reshape(num, kinds, -1), patch_cols.reshape(num, kinds, -1),
+    )  # fmt: skip
+    fine = F.interpolate(logits.view(num * kinds, 1, side, side), scale_factor=float(factor), mode=mode,
+                         align_corners=False)  # fmt: skip
+    centre = PATCH_RADIUS * factor
+    block = fine[:, 0, centre : centre + factor, centre : centre + factor].reshape(num, kinds, -1)
+    best = block.argmax(dim=2)
+    fine_rows = rows * factor + torch.div(best, factor, rounding_mode="floor")
+    return fine_rows * (width * factor) + cols * factor + best % factor
+
+
+def fine_peak_cells(features, params, layout: KPNetLayout, rel_x, rel_y, factor: int, mode: str,
+                    argmax: str = "global", max_elements=None):  # fmt: skip
+    """(fine cells (n, K) on the (f H, f W) map, coarse log-sum-exp (n, K)) of n KP-Nets, banded
+    (``max_elements``) or on whole maps (None: exportable), by KPNET_UPSAMPLE_ARGMAX ``argmax``."""
+    if argmax == "coarse_cell":
+        if max_elements is None:
+            coarse, _, log_norm = kpnet_peaks_dense(features, params, layout, rel_x, rel_y)
+        else:
+            coarse, _, log_norm = kpnet_peaks(features, params, layout, rel_x, rel_y, max_elements)
+        return refine_in_coarse_cells(features, params, layout, rel_x, rel_y, coarse, factor, mode), log_norm
     if max_elements is None:
         cells, _, log_norm = kpnet_peaks_dense(features, params, layout, rel_x, rel_y, factor, mode)
     else:
         cells, _, log_norm = kpnet_peaks_upsampled(features, params, layout, rel_x, rel_y, max_elements, factor, mode)
+    return cells, log_norm
+
+
+def upsampled_kpnet_peaks_and_confidence(
+    features, params, layout: KPNetLayout, rel_x, rel_y, factor: int, mode: str, keypoint_score: str,
+    max_elements=None, argmax: str = "global",
+):
+    """Fine argmax cells (n, K) and keypoint confidences (n, K) (None for KEYPOINT_SCORE
+    "instance") of n KP-Nets, banded (``max_elements``) or on whole maps (None: the exportable
+    ``kpnet_peaks_dense``), by ``argmax`` (KPNET_UPSAMPLE_ARGMAX). "peak_mass" / "peak_prob" are
+    read on the coarse maps at the coarse cell holding each fine argmax (module docstring).
+
+    Args:
+        features: (1, C_kp, H, W); params: (n, C_f); rel_x: (n, W); rel_y: (n, H).
+    """
+    cells, log_norm = fine_peak_cells(features, params, layout, rel_x, rel_y, factor, mode, argmax, max_elements)
     if keypoint_score == "instance":
         return cells, None
     coarse = coarse_cells(cells, features.shape[-1], factor)

@@ -38,7 +38,7 @@ from .codec import InsPoseCodec, InsPoseTargets, LevelLocations
 from .head_outputs import HeadOutputs
 from .kpnet import KPNetLayout
 from .kpnet_decode import kpnet_peaks
-from .kpnet_upsample import check_offset_size, decode_geometry, kpnet_peaks_upsampled
+from .kpnet_upsample import check_offset_size, decode_geometry, fine_peak_cells
 from .level_maps import gather_locations, rows_and_cols
 from .oks import COCO_AREA_EPS, dataset_oks_sigmas, oks_from_squared_distances
 
@@ -92,9 +92,10 @@ def untrained_peak_cells(
     max_elements: int,
     upsample_factor: int = 1,
     upsample_mode: str = "bicubic",
+    upsample_argmax: str = "global",
 ) -> torch.Tensor:
     """Argmax cells of n KP-Nets' maps without gradient, band by band (``kpnet_peaks``; with
-    ``upsample_factor`` > 1 of the upsampled maps, ``kpnet_peaks_upsampled``).
+    ``upsample_factor`` > 1 of the upsampled maps as inference finds it, ``fine_peak_cells``).
 
     Args:
         features: (B, C_kp, H, W); image_index: (n,); params: (n, C_f); rel_x: (n, W); rel_y: (n, H).
@@ -106,11 +107,11 @@ def untrained_peak_cells(
     for b in range(features.shape[0]):  # a loop over images, never over persons
         rows = (image_index == b).nonzero().squeeze(1)
         if rows.numel():
-            args = (features[b : b + 1], params[rows], layout, rel_x[rows], rel_y[rows], max_elements)
+            args = (features[b : b + 1], params[rows], layout, rel_x[rows], rel_y[rows])
             if upsample_factor > 1:
-                found, _, _ = kpnet_peaks_upsampled(*args, upsample_factor, upsample_mode)
+                found, _ = fine_peak_cells(*args, upsample_factor, upsample_mode, upsample_argmax, max_elements)
             else:
-                found, _, _ = kpnet_peaks(*args)
+                found, _, _ = kpnet_peaks(*args, max_elements)
             cells[rows] = found
     return cells
 
@@ -130,6 +131,7 @@ class VarifocalTargets:
         dataset_names: Sequence[str] = (),
         upsample_factor: int = 1,
         upsample_mode: str = "bicubic",
+        upsample_argmax: str = "global",
     ):
         """
         Args:
@@ -138,12 +140,14 @@ class VarifocalTargets:
             max_elements: band bound of the no-grad pass (KPNET_CHUNK_ELEMENTS).
             sigmas: the K OKS sigmas; None: those of ``dataset_names`` (DATASETS.TRAIN), looked up
                 at the first call, so a model builds for inference without the training data.
-            upsample_factor, upsample_mode: KPNET_UPSAMPLE_FACTOR / _MODE, for mode "oks".
+            upsample_factor, upsample_mode, upsample_argmax: KPNET_UPSAMPLE_FACTOR / _MODE /
+                _ARGMAX, for mode "oks".
         """
         self.codec, self.layout = codec, layout
         self.mode, self.weak_target, self.max_elements = mode, weak_target, max_elements
         self.dataset_names = tuple(dataset_names)
         self.upsample_factor, self.upsample_mode = upsample_factor, upsample_mode
+        self.upsample_argmax = upsample_argmax
         self._sigmas = None if sigmas is None else tuple(float(s) for s in sigmas)
 
     def sigmas(self, device) -> torch.Tensor:
@@ -179,7 +183,7 @@ class VarifocalTargets:
         rel_x, rel_y = self.codec.relative_coordinates(locs, targets.pos_location, outputs.map_size)
         fine = untrained_peak_cells(
             outputs.kp_features.detach(), targets.pos_image, params, self.layout, rel_x, rel_y,
-            self.max_elements, self.upsample_factor, self.upsample_mode,
+            self.max_elements, self.upsample_factor, self.upsample_mode, self.upsample_argmax,
         )
         return self.codec.decode(fine, size, offsets, targets.pos_image, stride=stride)
 
