@@ -97,6 +97,7 @@ def four_images(coco_kp_mini, tmp_path_factory) -> str:
     return register_once("test_overfit_coco4", json_file, coco_kp_mini / "train2017")
 
 
+@pytest.mark.slow  # a training and an evaluation per config: not in the inner loop (make test-fast)
 @pytest.mark.parametrize("config", [RELEASE, PLUS], ids=["release", "plus"])
 def test_release_config_trains_two_iterations_and_evaluates(config, coco_kp_mini_dataset, four_images, tmp_path):
     run, results = train_and_evaluate(config, coco_kp_mini_dataset, four_images, tmp_path / "output")
