@@ -11,10 +11,10 @@ from torch.nn import functional as F
 from inspose.config.errors import ConfigError
 from inspose.config.validation import validate_inspose_config
 from inspose.modeling.kpnet import KPNetLayout, kpnet_forward, relative_coordinate_axes
-from inspose.modeling.kpnet_decode import kpnet_peaks_dense
 from inspose.modeling.kpnet_upsample import (
     HALO_ROWS,
     fine_peak_cells,
+    kpnet_peaks_dense_upsampled,
     kpnet_peaks_upsampled,
     upsampled_band_rows,
     upsampled_kpnet_peaks_and_confidence,
@@ -69,7 +69,7 @@ def test_banded_upsampled_peaks_equal_upsampling_whole_maps(depth, mode, factor,
     assert torch.equal(cells, flat.argmax(dim=2))
     torch.testing.assert_close(peak, flat.amax(dim=2), atol=1e-5, rtol=1e-6)
     torch.testing.assert_close(log_norm, torch.logsumexp(coarse.flatten(2), dim=2), atol=1e-4, rtol=1e-6)
-    dense = kpnet_peaks_dense(features, params, layout, rel_x, rel_y, factor, mode)
+    dense = kpnet_peaks_dense_upsampled(features, params, layout, rel_x, rel_y, factor, mode)
     assert torch.equal(dense[0], cells)
     torch.testing.assert_close(dense[1], peak, atol=1e-5, rtol=1e-6)
     torch.testing.assert_close(dense[2], log_norm, atol=1e-4, rtol=1e-6)
@@ -157,7 +157,7 @@ def test_dense_upsampled_peaks_export_to_onnx(tmp_path):
 
     class Peaks(torch.nn.Module):
         def forward(self, features, params, rel_x, rel_y):
-            return kpnet_peaks_dense(features, params, layout, rel_x, rel_y, 2, "bicubic")
+            return kpnet_peaks_dense_upsampled(features, params, layout, rel_x, rel_y, 2, "bicubic")
 
     path = str(tmp_path / "peaks.onnx")
     args = (features, params, rel_x, rel_y)

@@ -96,27 +96,14 @@ def kpnet_peaks_dense(
     layout: KPNetLayout,
     rel_x: torch.Tensor,
     rel_y: torch.Tensor,
-    upsample_factor: int = 1,
-    upsample_mode: str = "bicubic",
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``kpnet_peaks`` from the whole (n, K, H * W) maps at once: no loop, so it exports (ONNX,
-    ``torch.export``) with any number of instances; memory grows with n x K x H x W.
-
-    With ``upsample_factor`` f > 1 (KPNET_UPSAMPLE_FACTOR) as ``kpnet_upsample.kpnet_peaks_upsampled``:
-    cells and peak on the maps upsampled to (f H, f W), log_norm over the (H, W) maps."""
+    ``torch.export``) with any number of instances; memory grows with n x K x H x W."""
     image_index = torch.zeros(params.shape[0], dtype=torch.long, device=params.device)
     logits = kpnet_forward(features, image_index, params, layout, rel_x, rel_y)
-    if upsample_factor > 1:
-        from .kpnet_upsample import upsample_logits  # that module imports this one
-
-        fine = upsample_logits(logits, features.shape[-2:], upsample_factor, upsample_mode)
-        peak, cells = fine.max(dim=2)
-        coarse_peak = logits.amax(dim=2)
-    else:
-        peak, cells = logits.max(dim=2)
-        coarse_peak = peak
+    peak, cells = logits.max(dim=2)
     # log-sum-exp written out: torch.logsumexp guards on the (data-dependent) number of instances
-    log_norm = coarse_peak + torch.log(torch.exp(logits - coarse_peak[..., None]).sum(dim=2))
+    log_norm = peak + torch.log(torch.exp(logits - peak[..., None]).sum(dim=2))
     return cells, peak, log_norm
 
 

@@ -31,7 +31,7 @@ from typing import Tuple
 import torch
 from torch.nn import functional as F
 
-from .kpnet import KPNetLayout
+from .kpnet import KPNetLayout, kpnet_forward
 from .kpnet_decode import _deeper_layers, _first_layer_terms, kpnet_logits_at, kpnet_peak_mass
 from .kpnet_decode import kpnet_peaks, kpnet_peaks_dense
 from .level_maps import rows_and_cols
@@ -42,6 +42,7 @@ __all__ = [
     "upsample_logits",
     "upsampled_band_rows",
     "kpnet_peaks_upsampled",
+    "kpnet_peaks_dense_upsampled",
     "UPSAMPLE_ARGMAX",
     "refine_in_coarse_cells",
     "fine_peak_cells",
@@ -65,6 +66,19 @@ def upsample_logits(logits: torch.Tensor, map_size: Tuple[int, int], factor: int
     maps = logits.reshape(num, kinds, map_size[0], map_size[1])
     fine = F.interpolate(maps, scale_factor=float(factor), mode=mode, align_corners=False)
     return fine.reshape(num, kinds, fine.shape[2] * fine.shape[3])
+
+
+def kpnet_peaks_dense_upsampled(features, params, layout: KPNetLayout, rel_x, rel_y, factor: int, mode: str):
+    """``kpnet_peaks_upsampled`` from whole maps at once (no loop: the exportable form, as
+    ``kpnet_decode.kpnet_peaks_dense``): cells (n, K) and peak on the (f H, f W) maps, log_norm
+    (n, K) over the (H, W) maps."""
+    image_index = torch.zeros(params.shape[0], dtype=torch.long, device=params.device)
+    logits = kpnet_forward(features, image_index, params, layout, rel_x, rel_y)
+    peak, cells = upsample_logits(logits, features.shape[-2:], factor, mode).max(dim=2)
+    coarse_peak = logits.amax(dim=2)
+    # log-sum-exp written out: torch.logsumexp guards on the (data-dependent) number of instances
+    log_norm = coarse_peak + torch.log(torch.exp(logits - coarse_peak[..., None]).sum(dim=2))
+    return cells, peak, log_norm
 
 
 def upsampled_band_rows(num_instances: int, layout: KPNetLayout, width: int, max_elements: int, factor: int) -> int:
@@ -203,7 +217,7 @@ def fine_peak_cells(features, params, layout: KPNetLayout, rel_x, rel_y, factor:
             coarse, _, log_norm = kpnet_peaks(features, params, layout, rel_x, rel_y, max_elements)
         return refine_in_coarse_cells(features, params, layout, rel_x, rel_y, coarse, factor, mode), log_norm
     if max_elements is None:
-        cells, _, log_norm = kpnet_peaks_dense(features, params, layout, rel_x, rel_y, factor, mode)
+        cells, _, log_norm = kpnet_peaks_dense_upsampled(features, params, layout, rel_x, rel_y, factor, mode)
     else:
         cells, _, log_norm = kpnet_peaks_upsampled(features, params, layout, rel_x, rel_y, max_elements, factor, mode)
     return cells, log_norm

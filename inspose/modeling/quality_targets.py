@@ -14,7 +14,7 @@ keypoints k of exp(-d_k^2 / (2 (area + eps) (2 sigma_k)^2)):
   argmax cell plus the disk offset read there, times s (``InsPoseCodec.decode``; with
   DISK_OFFSET_ON off the cell centres, which is still an OKS, of coarser keypoints), in pixels.
   With KPNET_UPSAMPLE_FACTOR f > 1 the keypoints are decoded as inference decodes them: the argmax
-  of the maps upsampled by f (a no-grad banded pass, ``kpnet_upsample.kpnet_peaks_upsampled``, over
+  of the maps upsampled by f (a no-grad banded pass, ``kpnet_upsample.fine_peak_cells``, over
   every positive), offsets at that finer stride.
 
 area: the person's ``pos_areas`` (the annotation's area scaled with the image, else its box's area;

@@ -220,13 +220,13 @@ class InsPoseCodec:
             map_size = self.output_map_size(locs.sizes[0])
             targets.disk_offsets = self.disk_offsets(persons, person_image, map_size)
         if self.heatmaps_on:
-            size, boxes = self.heatmap_map_size(locs.sizes[0]), _cat(images, "person_boxes")
-            targets.heatmaps = self.heatmaps(persons, person_image, len(images), size, boxes)
+            size, radii = self.heatmap_map_size(locs.sizes[0]), self.heatmap_radii(_cat(images, "person_boxes"))
+            targets.heatmaps = self.heatmaps(persons, person_image, len(images), size, radii)
             # IGNORE_CROWD False (the release): crowd regions are heatmap negatives too
             ignored = crowds if self.ignore_crowd else [c[:0] for c in crowds]
             targets.heatmap_weight = self.outside_regions(ignored, size)
             if self.heatmap_offsets_on:
-                targets.heatmap_offsets = self.heatmap_offsets(persons, person_image, size, boxes)
+                targets.heatmap_offsets = self.heatmap_offsets(persons, person_image, size, radii)
             if self.ae_tags_on:
                 targets.ae_tags = tag_targets(persons, person_image, self.heatmap_stride, size)
         return targets
@@ -319,22 +319,27 @@ class InsPoseCodec:
             keypoints, image_index, self.output_stride, map_size, self.disk_radius
         )
 
-    def heatmaps(self, keypoints, image_index, batch: int, map_size, boxes=None) -> torch.Tensor:
-        """(B, K, H, W) auxiliary heatmap targets on the heatmap map (P3's by default); the
-        persons' (P, 4) ``boxes`` set the radii in HEATMAP_RADIUS_MODE "adaptive"."""
-        stride = self.heatmap_stride
+    def heatmap_radii(self, boxes: torch.Tensor) -> Optional[torch.Tensor]:
+        """(P,) long radius in heatmap cells of persons with (P, 4) ``boxes`` in HEATMAP_RADIUS_MODE
+        "adaptive"; None in "fixed" mode (HEATMAP_SIGMA, DISK_RADIUS)."""
         if self.heatmap_radius is None:
+            return None
+        return person_radii(boxes, self.heatmap_stride, self.heatmap_radius)
+
+    def heatmaps(self, keypoints, image_index, batch: int, map_size, radii=None) -> torch.Tensor:
+        """(B, K, H, W) auxiliary heatmap targets on the heatmap map (P3's by default): Gaussians
+        of the persons' (P,) ``radii`` (``heatmap_radii``), or of HEATMAP_SIGMA with None."""
+        stride = self.heatmap_stride
+        if radii is None:
             return gaussian_heatmaps(keypoints, image_index, batch, stride, map_size, self.heatmap_sigma)
-        radii = person_radii(boxes, stride, self.heatmap_radius)
         return adaptive_gaussian_heatmaps(keypoints, radii, image_index, batch, stride, map_size)
 
-    def heatmap_offsets(self, keypoints, image_index, map_size, boxes) -> DiskOffsets:
+    def heatmap_offsets(self, keypoints, image_index, map_size, radii=None) -> DiskOffsets:
         """Sparse offset targets of the heatmap branch (HEATMAP_OFFSETS_ON) on the heatmap map:
-        the square of each person's radius ("adaptive"), else a disk of DISK_RADIUS cells."""
+        the square of each person's (P,) ``radii``, or a disk of DISK_RADIUS cells with None."""
         stride = self.heatmap_stride
-        if self.heatmap_radius is None:
+        if radii is None:
             return disk_offset_targets(keypoints, image_index, stride, map_size, self.disk_radius)
-        radii = person_radii(boxes, stride, self.heatmap_radius)
         return window_offset_targets(keypoints, radii, image_index, stride, map_size)
 
     def outside_regions(self, regions: List[torch.Tensor], map_size) -> torch.Tensor:
