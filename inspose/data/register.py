@@ -1,7 +1,7 @@
 """Registering COCO-format keypoint datasets with detectron2, validated and repaired.
 
 ``register_keypoint_dataset`` registers any COCO-format keypoint dataset lazily: the first time it
-is loaded, its annotation file is validated (``validation.py``). When repairs were needed, the
+is loaded, its annotation file is validated (``validation/``). When repairs were needed, the
 repaired annotations are written once to a cache file (``$INSPOSE_CACHE``, default
 ``~/.cache/inspose``) named by their content, and both loading (detectron2's ``load_coco_json``)
 and evaluation (``metadata.json_file``) read that file, so they see the same annotations.
