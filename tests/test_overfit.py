@@ -13,8 +13,6 @@ must also reach OKS AP >= 90 in the same 220 iterations.
 """
 import pytest
 
-from inspose.engine import Trainer
-
 from .trained_models import OVERFIT_ITERATIONS
 
 pytestmark = pytest.mark.slow
@@ -22,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 def test_overfit_four_coco_images(overfit_run):
     kpnet = [m["loss_kpnet"] for m in overfit_run.metrics if "loss_kpnet" in m]
-    results = Trainer.test(overfit_run.cfg, overfit_run.model)["keypoints"]
+    results = overfit_run.results["keypoints"]  # Trainer.test after the last iteration
     print(
         f"overfit: {OVERFIT_ITERATIONS} iterations in {overfit_run.minutes:.1f} min, loss_kpnet "
         f"{kpnet[0]:.3f} -> {kpnet[-1]:.5f}, OKS AP {results['AP']:.1f}, AR {results['AR']:.1f}"
@@ -35,7 +33,9 @@ def test_overfit_with_every_release_component(release_overfit_run):
     """The same images and iterations with the release's components (``RELEASE_COMPONENTS``):
     keypoint regression + star convs, Varifocal loss with the release's targets, its KP-Net loss
     normaliser and initialisation, no positive budget, weak positives and crowd negatives,
-    soft-NMS on the regressed boxes with the KP-Nets after it."""
+    soft-NMS on the regressed boxes with the KP-Nets after it, the stride-4 heatmap / offset / tag
+    branch with size-adaptive radii whose offsets decode, and the x2 bicubic decoding (with our
+    ``coarse_cell`` argmax: see ``RELEASE_COMPONENTS``)."""
     run = release_overfit_run
     kpnet = [m["loss_kpnet"] for m in run.metrics if "loss_kpnet" in m]
     regression = [m["loss_keypoint_regression"] for m in run.metrics if "loss_keypoint_regression" in m]
