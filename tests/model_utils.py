@@ -47,6 +47,19 @@ def batch_item(height, width, num_persons, num_keypoints=17, seed=0, crowd=None)
     return item
 
 
+def runs_at_inference(model, module) -> bool:
+    """Whether ``module`` (a submodule of ``model``) runs when the eval-mode model predicts one
+    96 x 128 image without persons."""
+    calls = []
+    handle = module.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        with torch.no_grad():
+            model.eval()([batch_item(96, 128, 0)])
+    finally:
+        handle.remove()
+    return bool(calls)
+
+
 def register_coco_person(json_file, image_root, prefix: str = "test") -> str:
     """Register a COCO-person-keypoint dataset under a fresh name; returns the name."""
     import uuid

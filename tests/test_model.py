@@ -9,7 +9,7 @@ from detectron2.utils.events import EventStorage
 from inspose.config import load_config
 from inspose.modeling import InsPose
 
-from .model_utils import batch_item, tiny_model
+from .model_utils import batch_item, runs_at_inference, tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 LOSSES = {"loss_cls", "loss_kpnet", "loss_offset", "loss_heatmap"}
@@ -145,12 +145,7 @@ def test_ablation_switches_remove_heads():
 
 def test_heatmap_branch_does_not_run_at_inference():
     model = tiny_model()
-    model.eval()
-    calls = []
-    model.heatmap_branch.register_forward_hook(lambda *a: calls.append(1))
-    with torch.no_grad():
-        model([batch_item(96, 128, 0)])
-    assert not calls
+    assert not runs_at_inference(model, model.heatmap_branch)
 
 
 @pytest.mark.parametrize(
