@@ -62,10 +62,15 @@ def _eager(cfg, model, record) -> Poses:
 
 
 def _match(a: Poses, b: Poses):
-    """Greedy pairs (i, j) by mean keypoint distance, closest first."""
+    """Greedy pairs (i, j), closest first, by mean keypoint distance + mean box-corner distance
+    (px) + 1000 x the score difference. A briefly trained model gives several detections with the
+    same keypoints (collapsed maps): by keypoints alone they tie and may pair with each other's
+    scores; the same detection costs ~0 in all three terms."""
     if len(a.scores) == 0 or len(b.scores) == 0:
         return []
     cost = np.linalg.norm(a.keypoints[:, None, :, :2] - b.keypoints[None, :, :, :2], axis=3).mean(axis=2)
+    cost += np.abs(a.boxes[:, None, :] - b.boxes[None, :, :]).mean(axis=2)
+    cost += 1000.0 * np.abs(a.scores[:, None] - b.scores[None, :])
     pairs = []
     for _ in range(min(cost.shape)):
         i, j = np.unravel_index(np.argmin(cost), cost.shape)
