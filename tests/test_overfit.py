@@ -1,6 +1,6 @@
 """Overfitting real COCO images: the whole training and evaluation path must learn.
 
-Four coco_kp_mini images with one large person each, at shorter side 320, with the tiny CPU model
+Four coco_kp_mini images with one large person each, at shorter side 256, with the tiny CPU model
 (ResNet-18, GroupNorm, narrow towers) through detectron2's trainer, then detectron2's COCO
 evaluation (pycocotools OKS AP) on the same images. About 220 iterations, 4 minutes on 2 cores.
 
