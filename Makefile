@@ -15,8 +15,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.inspose-setup-complete
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 # setuptools < 81 still ships pkg_resources, which parts of detectron2 import.
-PIP_PINS := "setuptools<81" wheel "numpy>=1.24" opencv-python pycocotools fvcore pytest tqdm tensorboard onnx onnxruntime onnxscript
+PIP_PINS := "setuptools<81" wheel "numpy>=1.24" opencv-python pycocotools fvcore "pytest<9" pytest-xdist tqdm tensorboard onnx onnxruntime onnxscript
 PYTEST_ARGS ?=
+# pytest < 9: pytest 9 ignores the group suffix pytest-xdist gives a test's id, so `--dist loadgroup`
+# would not keep the tests of one trained model on one worker (tests/conftest.py checks this).
+# pytest-xdist workers for `make test` / `make test-fast` (auto: one per core; 0 runs in-process).
+TEST_WORKERS ?= auto
+XDIST := -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: setup test test-fast demo clean-venv
 
@@ -28,7 +33,7 @@ $(STAMP): setup.py tools/install_detectron2.sh Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "[setup 2/5] $(TORCH_PINS)"
 	@$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH_PINS)
-	@echo "[setup 3/5] setuptools, numpy, opencv-python, pycocotools, fvcore, pytest, onnx, onnxruntime"
+	@echo "[setup 3/5] setuptools, numpy, opencv-python, pycocotools, fvcore, pytest, pytest-xdist, onnx, onnxruntime"
 	@$(PY) -m pip install --quiet --disable-pip-version-check $(PIP_PINS)
 	@# xtcocotools (CrowdPose's protocol) from source: its wheel is built against an older numpy
 	@$(PY) -m pip install --quiet --disable-pip-version-check --no-binary xtcocotools xtcocotools
@@ -40,10 +45,10 @@ $(STAMP): setup.py tools/install_detectron2.sh Makefile
 	@touch $(STAMP)
 
 test: setup
-	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q $(XDIST) $(PYTEST_ARGS) tests
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q $(XDIST) -m "not slow" $(PYTEST_ARGS) tests
 
 demo: setup
 	$(PY) tools/quickstart.py

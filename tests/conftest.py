@@ -6,7 +6,10 @@ when the folder is absent, and the terminal summary counts those skips in one li
 
 Every test runs with one torch thread (``$INSPOSE_TEST_THREADS`` to change it): the test machine's
 two cores are shared, and with several threads waiting for each other the suite's tiny ops run
-slower, not faster. Tests marked ``slow`` (multi-minute training runs, subprocess jobs) are left
+slower, not faster. ``make test`` runs the suite on one pytest-xdist worker per core
+(``-n auto --dist loadgroup``); the tests that share a session-trained model (``TRAINED_FIXTURES``)
+form one xdist group per model, so each worker trains a model only if its group runs there, and each
+model is trained once. Tests marked ``slow`` (multi-minute training runs, subprocess jobs) are left
 out by ``make test-fast`` (``pytest -m "not slow"``); ``make test`` runs them all.
 """
 import json
@@ -40,6 +43,58 @@ CROWDPOSE = KeypointSpec(
 
 def shared_data_dir() -> Path:
     return Path(os.environ.get("INSPOSE_TEST_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+# ---------------------------------------------------------------- pytest-xdist groups
+
+# Session fixtures that train a model (minutes each): their tests share one xdist group per fixture.
+TRAINED_FIXTURES = ("overfit_run", "release_overfit_run", "briefly_trained")
+
+
+def _trained_fixture(item):
+    """The first ``TRAINED_FIXTURES`` name ``item`` uses (directly or through a fixture), or None."""
+    return next((name for name in TRAINED_FIXTURES if name in item.fixturenames), None)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Each test that uses a ``TRAINED_FIXTURES`` model joins that model's xdist group, so that
+    under ``--dist loadgroup`` a model is trained on one worker only; those tests come first (in
+    ``TRAINED_FIXTURES`` order), so that the long trainings start at once, on different workers,
+    while the many short tests fill the gaps."""
+    if not config.getoption("loadgroup", default=False):
+        return
+    for item in items:
+        name = _trained_fixture(item)
+        if name:
+            item.add_marker(pytest.mark.xdist_group(name))
+    rank = {name: i for i, name in enumerate(TRAINED_FIXTURES)}
+    items.sort(key=lambda item: rank.get(_trained_fixture(item), len(rank)))  # stable
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    """Fails the run when pytest-xdist did not group the tests (its ``@group`` nodeid suffix is
+    missing; pytest 9 ignores it, hence ``pytest<9`` in the Makefile): each worker would train its
+    own copy of every model, several minutes each."""
+    if not session.config.getoption("loadgroup", default=False):
+        return
+    ungrouped = [i.nodeid for i in session.items if _trained_fixture(i) and "@" not in i.nodeid]
+    if ungrouped:
+        raise pytest.UsageError(
+            f"pytest-xdist --dist loadgroup did not group {len(ungrouped)} tests that share a trained "
+            f"model (e.g. {ungrouped[0]}); install pytest<9 (make setup does) or run without -n "
+            "(make test TEST_WORKERS=0)"
+        )
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, subprocesses the tests start (train_net, sweep, ...) use this worker's
+    share of the cores: torch threads that outnumber the cores slow every process several-fold."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        share = max(1, (os.cpu_count() or 1) // int(workers))
+        os.environ.setdefault("OMP_NUM_THREADS", str(share))
 
 
 # ---------------------------------------------------------------- torch threads

@@ -124,12 +124,21 @@ def brief_opts(dataset: str, num_keypoints: int, iterations: int = 40) -> List:
     ]  # fmt: skip
 
 
+def training_threads() -> int:
+    """This process's share of the cores (up to 4) for a training run: under pytest-xdist the
+    other workers keep running their tests, and torch threads that outnumber the cores wait for
+    each other (a training run slowed several-fold beside a second worker on 2 cores)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, min(4, (os.cpu_count() or 1) // max(1, workers)))
+
+
 @contextmanager
 def all_cores():
-    """torch on every core (up to 4) for a training run; the suite's one thread afterwards.
-    One thread suits the suite's many small ops; a 220-iteration training takes 1.6x as long."""
+    """torch on ``training_threads()`` threads for a training run; the suite's one thread
+    afterwards. One thread suits the suite's many small ops; alone on 2 cores, a 220-iteration
+    training takes 1.6x as long on one thread as on two."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    torch.set_num_threads(training_threads())
     try:
         yield
     finally:
