@@ -13,6 +13,7 @@ model is trained once. Tests marked ``slow`` (multi-minute training runs, subpro
 out by ``make test-fast`` (``pytest -m "not slow"``); ``make test`` runs them all.
 """
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -107,6 +108,25 @@ def torch_threads():
     torch.set_num_threads(TORCH_THREADS)
     yield TORCH_THREADS
     torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- logger state
+
+# Loggers that detectron2's setup_logger (called by Trainer, the sweep, the quick-start and the
+# deploy tools) stops from propagating: caplog, which listens on the root logger, would then see
+# nothing from them in every later test of the same process, whatever order the tests run in.
+PROJECT_LOGGERS = ("detectron2", "inspose", "fvcore")
+
+
+@pytest.fixture(autouse=True)
+def project_loggers_restored():
+    """Each test leaves the level and propagation of ``PROJECT_LOGGERS`` as it found them."""
+    loggers = [logging.getLogger(name) for name in PROJECT_LOGGERS]
+    saved = [(logger.level, logger.propagate) for logger in loggers]
+    yield
+    for logger, (level, propagate) in zip(loggers, saved):
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 # ---------------------------------------------------------------- the shared samples
