@@ -174,13 +174,19 @@ def test_onnx_runtime_equals_eager_k14_crowdpose(briefly_trained, tmp_path):
     assert predictor.num_keypoints == 14 and "neck" in predictor.metadata["keypoint_names"]
 
 
+# Offsets off: keypoints are cell centres, so the KP-Net boxes lie on the cell grid and their IoUs
+# are ratios of whole cell counts; at the default NMS_THRESH_TEST 0.6 (3/5) some candidate pairs
+# of a briefly trained model have an IoU of exactly the threshold (16 of 1770 pairs, seen), which
+# eager torchvision and ONNX Runtime, computing it in a different float order, decide either way:
+# whole detections then differ. A threshold that no ratio of cell counts below 10,000 equals keeps
+# the comparison to what the export itself does (measured: the same model agreed at 0.6037).
+GRID_SAFE_NMS_THRESH = 0.6037
+
+
 @pytest.mark.parametrize(
     "opts",
     [["MODEL.INSPOSE.OUTPUT_STRIDE", 4],
-     pytest.param(["MODEL.INSPOSE.DISK_OFFSET_ON", False], marks=pytest.mark.xfail(
-         strict=False, reason="open: in some fresh-clone whole-suite runs (not alone, nor in the "
-         "export tests together) eager and ONNX Runtime disagree on this variant beyond the "
-         "near-tie tolerance; it passed in other whole-suite runs"))],
+     ["MODEL.INSPOSE.DISK_OFFSET_ON", False, "MODEL.INSPOSE.NMS_THRESH_TEST", GRID_SAFE_NMS_THRESH]],
     ids=["stride4", "offsets-off"],
 )
 def test_onnx_variants_static_size(briefly_trained, tmp_path, opts):
