@@ -60,6 +60,15 @@ def test_inspose_runs_exactly_p_kpnets(inspose_model, image, persons):
     assert "run_kpnets" not in vars(inspose_model.predictor)  # counters restore the method
 
 
+def test_more_candidates_than_persons_reach_the_kpnets_and_p_come_out(inspose_model, image):
+    with forcing.count_inspose_kpnets(inspose_model) as seen:
+        outputs = run_inspose_forced(inspose_model, inference_input(image), 2, candidates=7)
+    assert seen == [7]  # the paper's order: KP-Nets on every candidate, then NMS
+    assert len(outputs[0]["instances"]) == 2
+    with pytest.raises(ValueError, match=r"candidates \(1\) must be >= persons \(2\)"):
+        forcing.force_inspose_persons(inspose_model, 2, candidates=1)
+
+
 @pytest.mark.parametrize("persons", [1, 5])
 def test_keypoint_rcnn_keypoint_head_sees_exactly_p_boxes(rcnn_model, image, persons):
     with forcing.count_keypoint_head_boxes(rcnn_model) as seen:

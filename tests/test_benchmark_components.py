@@ -3,7 +3,9 @@
 Timings here mean nothing (tiny input, one run); the test checks what is counted.
 """
 import math
+import re
 
+import pytest
 import torch
 
 from inspose.benchmark.components import COMPONENT_HEADERS, component_rows, component_table_rows
@@ -13,6 +15,7 @@ from inspose.benchmark.tables import markdown_table
 
 from .conftest import REPO_ROOT
 from .model_utils import TINY_CONFIG
+from .tool_utils import load_tool
 
 SIZE = (96, 128)
 CPU = torch.device("cpu")
@@ -85,3 +88,29 @@ def test_the_stride4_offsets_count_at_inference_only_when_decoded():
     map_h, map_w = output_map_size(model, SIZE)  # OUTPUT_STRIDE 4 = HEATMAP_STRIDE
     offsets_head = model.heatmap_branch.offsets.weight.numel() * map_h * map_w / 1e9
     assert counted - uncounted >= offsets_head * 0.999
+
+
+def test_candidates_reach_the_kpnets_before_nms_and_only_the_detections_after_it():
+    """--candidates N: N KP-Nets before NMS, P after it (KPNETS_AFTER_NMS); MACs count them."""
+    torch.set_num_threads(1)
+    after = REGRESSION + ["MODEL.INSPOSE.KPNETS_AFTER_NMS", "True", "MODEL.INSPOSE.INSTANCE_SCORE", "cls"]
+    components = [("before", REGRESSION), ("after", after)]
+    rows = component_rows(str(REPO_ROOT / TINY_CONFIG), [], components, CPU, SIZE, 2, 1, 0, candidates=6)
+    assert [r["kpnets"] for r in rows] == [6, 2]
+    model = build_inspose(str(REPO_ROOT / TINY_CONFIG), REGRESSION, CPU)[0]
+    per_kpnet = inspose_flops(model, SIZE)["gmac_kpnet_per_instance"]
+    assert math.isclose(rows[0]["gmac"] - rows[1]["gmac"], 4 * per_kpnet, rel_tol=1e-6)
+    assert "KP-Nets run" in markdown_table(COMPONENT_HEADERS, component_table_rows(rows))
+
+
+def test_the_command_line_rejects_candidates_it_cannot_use(capsys):
+    benchmark = load_tool("benchmark")
+    config = str(REPO_ROOT / TINY_CONFIG)
+    for argv, message in [
+        (["--config-file", config, "--candidates", "20"], "--candidates applies to --components only"),
+        (["--config-file", config, "--components", "--persons", "10", "--candidates", "5"],
+         r"--candidates \(5\) must be >= --persons \(10\)"),
+    ]:  # fmt: skip
+        with pytest.raises(SystemExit):
+            benchmark.main(argv)
+        assert re.search(message, capsys.readouterr().err)

@@ -6,6 +6,8 @@
     python tools/benchmark.py --config-file configs/InsPose_R_50_36ep.yaml --device cuda ...
     python tools/benchmark.py --config-file configs/InsPose_R_50_36ep.yaml --components \\
         --persons 10 --runs 5 --output components.json
+    python tools/benchmark.py --config-file configs/InsPose_R_50_36ep.yaml --components \\
+        --persons 100 --candidates 1000 --runs 3   # KP-Nets after NMS: 100 KP-Nets, not 1000
 
 Both models have random weights and are forced to run their keypoint stage on exactly P persons
 (each --persons value). Writes the JSON report (``columns`` in it says what each row key means)
@@ -86,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: params, MACs and latency of the config with each of the authors' release "
         "components added alone, then all (at the first --persons value; no Keypoint R-CNN)",
     )
+    p.add_argument(
+        "--candidates",
+        type=int,
+        default=None,
+        help="--components only: candidates that reach NMS (>= the first --persons value, which "
+        "stays the detections); KP-Nets run on all of them before NMS, on the detections after it "
+        "(KPNETS_AFTER_NMS). Default: the --persons value",
+    )
     p.add_argument("--output", help="JSON file to write")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="InsPose config overrides: KEY VALUE ...")
     return p
@@ -134,16 +144,22 @@ def components_report(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     rows = component_rows(
         args.config_file, args.opts, RELEASE_COMPONENTS, device, args.size, args.persons[0],
-        max(1, args.runs), max(0, args.warmup),
+        max(1, args.runs), max(0, args.warmup), args.candidates,
     )  # fmt: skip
     report = {"device": describe_device(device), "size": list(args.size), "persons": args.persons[0],
-              "config_file": args.config_file, "components": rows}  # fmt: skip
+              "candidates": args.candidates or args.persons[0], "config_file": args.config_file,
+              "components": rows}  # fmt: skip
     report["table"] = markdown_table(COMPONENT_HEADERS, component_table_rows(rows))
     return report
 
 
 def main(argv=None) -> dict:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.candidates is not None and not args.components:
+        parser.error("--candidates applies to --components only")
+    if args.candidates is not None and args.candidates < args.persons[0]:
+        parser.error(f"--candidates ({args.candidates}) must be >= --persons ({args.persons[0]})")
     if args.components:
         report = components_report(args)
         if args.output:

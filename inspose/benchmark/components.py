@@ -8,21 +8,24 @@ image of ``--size``:
   offsets decoded, HEATMAP_OFFSETS_ON, its trunk and offsets head count) and the difference from
   the first row;
 - MACs of the maps (backbone, FPN, heads; fvcore, deformable convs counted by
-  ``deform_conv_macs``) plus P KP-Nets (analytic), at P = ``--persons``' first value;
-- end-to-end latency (median of ``--runs`` forwards, batch 1) with exactly P persons forced
-  through the KP-Nets (``forcing.py``; the forced settings replace the component's NMS threshold
-  and per-level top-k, so soft-NMS is timed on P candidates, keeping every one).
+  ``deform_conv_macs``) plus the KP-Nets the model runs (analytic): P = ``--persons``' first
+  value, or with ``--candidates N`` (N > P candidates reach NMS, P detections come out) N KP-Nets
+  before NMS and P after it (KPNETS_AFTER_NMS), the only setting that shows that order's saving;
+- end-to-end latency (median of ``--runs`` forwards, batch 1) with exactly those counts forced
+  (``forcing.py``; the forced settings replace the component's NMS threshold and per-level top-k,
+  so soft-NMS is timed on the N candidates, keeping every one).
 
 Models are timed in turn within each run (``measure_alternating``), so machine drift reaches all.
 Training-only components (Varifocal targets, the KP-Net loss normaliser, associative-embedding tags)
 cost nothing here and are not listed.
 """
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from .flops import inspose_flops, inspose_gmac
 from .inputs import benchmark_image, inference_input
+from .forcing import kpnets_run
 from .inspose_latency import build_inspose, run_forced
 from .timing import measure_alternating
 
@@ -54,8 +57,8 @@ RELEASE_COMPONENTS: List[Tuple[str, List[str]]] = [
 ]  # fmt: skip
 
 COMPONENT_HEADERS = [
-    "component", "params at inference (M)", "vs first (M)", "GMAC", "vs first (GMAC)", "ms",
-    "ms spread", "vs first (ms)",
+    "component", "params at inference (M)", "vs first (M)", "KP-Nets run", "GMAC", "vs first (GMAC)",
+    "ms", "ms spread", "vs first (ms)",
 ]  # fmt: skip
 
 
@@ -77,16 +80,19 @@ def component_rows(
     persons: int,
     runs: int,
     warmup: int,
+    candidates: Optional[int] = None,
 ) -> List[Dict]:
-    """One dict per component: name, params, gmac, latency median / spread (ms), differences."""
+    """One dict per component: name, params, KP-Nets run, gmac, latency median / spread (ms),
+    differences; ``candidates`` (default ``persons``) reach NMS, ``persons`` come out."""
     image = inference_input(benchmark_image(tuple(size)))
     models, rows = {}, []
     for name, opts in components:
         model = build_inspose(config_file, list(base_opts) + list(opts), device)[0]
-        run_forced(model, image, persons)  # raises unless P persons reach the KP-Nets
+        run_forced(model, image, persons, candidates)  # raises unless the forced counts hold
         flops = inspose_flops(model, tuple(size))
-        rows.append({"component": name, "params_m": _inference_params(model) / 1e6,
-                     "gmac": inspose_gmac(flops, persons), "opts": list(opts)})  # fmt: skip
+        kpnets = kpnets_run(model, persons, candidates)
+        rows.append({"component": name, "params_m": _inference_params(model) / 1e6, "kpnets": kpnets,
+                     "gmac": inspose_gmac(flops, kpnets), "opts": list(opts)})  # fmt: skip
         models[name] = model
     with torch.no_grad():
         calls = {name: (lambda m=m: m([image])) for name, m in models.items()}
@@ -107,7 +113,7 @@ def component_rows(
 def component_table_rows(rows: Sequence[Dict]) -> List[List]:
     """``component_rows`` as rows of ``COMPONENT_HEADERS``."""
     return [
-        [r["component"], r["params_m"], r["params_vs_first_m"], r["gmac"], r["gmac_vs_first"],
+        [r["component"], r["params_m"], r["params_vs_first_m"], r["kpnets"], r["gmac"], r["gmac_vs_first"],
          r["ms"], r["spread_ms"], r["ms_vs_first"]]
         for r in rows
     ]  # fmt: skip

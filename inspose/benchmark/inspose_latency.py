@@ -17,14 +17,14 @@ Synchronising inside the forward costs a little on CUDA, so the end-to-end laten
 uninstrumented forwards.
 """
 from contextlib import ExitStack
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from detectron2.modeling import build_model
 from torch import nn
 
 from ..config import load_config
-from .forcing import check_count, count_inspose_kpnets, force_inspose_persons
+from .forcing import check_count, count_inspose_kpnets, force_inspose_persons, kpnets_run
 from .timing import StageClock, Timing, replace_method, summarize, time_call
 
 __all__ = ["build_inspose", "run_forced", "inspose_breakdown", "STAGES"]
@@ -42,12 +42,13 @@ def build_inspose(config_file: str, opts: Sequence[str], device: torch.device, s
     return model, cfg
 
 
-def run_forced(model: nn.Module, inputs: Dict, persons: int) -> List:
-    """One forward with ``persons`` forced; raises unless exactly that many KP-Nets ran."""
-    force_inspose_persons(model, persons)
+def run_forced(model: nn.Module, inputs: Dict, persons: int, candidates: Optional[int] = None) -> List:
+    """One forward with ``persons`` forced out of ``candidates`` (default ``persons``); raises
+    unless the KP-Nets ran on exactly ``kpnets_run`` instances and ``persons`` came out."""
+    force_inspose_persons(model, persons, candidates)
     with torch.no_grad(), count_inspose_kpnets(model) as seen:
         outputs = model([inputs])
-    check_count(seen, persons, "InsPose KP-Nets")
+    check_count(seen, kpnets_run(model, persons, candidates), "InsPose KP-Nets")
     check_count([len(outputs[0]["instances"])], persons, "InsPose output instances")
     return outputs
 
