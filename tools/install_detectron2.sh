@@ -9,11 +9,15 @@
 # DETECTRON2_SOURCE overrides the default with upstream detectron2 (what GPU users want):
 #   DETECTRON2_SOURCE=/path/to/detectron2-clone     a local clone, compiled against the venv's torch
 #   DETECTRON2_SOURCE='git+https://github.com/facebookresearch/detectron2.git'   any pip requirement
+#
+# DETECTRON2_WHEEL_DIR=DIR builds the patched v0.6 as a pure-Python wheel into DIR instead of
+# installing it (tools/device_wheels.sh: for a machine whose Python has torch but no registry).
 set -euo pipefail
 
 python=${1:?usage: install_detectron2.sh PATH/TO/venv/bin/python}
+wheel_dir=${DETECTRON2_WHEEL_DIR:-}
 
-if "$python" -c "import detectron2" 2>/dev/null; then
+if [ -z "$wheel_dir" ] && "$python" -c "import detectron2" 2>/dev/null; then
     echo "[install_detectron2] detectron2 already installed: $("$python" -c 'import detectron2; print(detectron2.__version__, detectron2.__file__)')"
     exit 0
 fi
@@ -48,6 +52,11 @@ if count != 1:
 open(path, "w").write(patched)
 PY
 
+if [ -n "$wheel_dir" ]; then
+    echo "[install_detectron2] 3/3 pip wheel --no-deps --no-build-isolation $src -> $wheel_dir"
+    "$python" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$wheel_dir" "$src"
+    exit 0
+fi
 echo "[install_detectron2] 3/3 pip install --no-build-isolation $src"
 "$python" -m pip install --quiet --no-build-isolation "$src"
 echo "[install_detectron2] done: $("$python" -c 'import sys; sys.modules.setdefault("detectron2._C", None); import detectron2; print(detectron2.__version__)')"
