@@ -6,8 +6,9 @@
 #   bash tools/device_wheels.sh .whl        # where pip reaches the registry (make setup first)
 #   bash tools/device_check.sh              # on the GPU machine, .whl/ copied beside the checkout
 #
-# The workplace's device tool: run `bash tools/device_check.sh` with carry [".whl"] (OUT is set
-# there, and its files come back). Writes under ${OUT:-output/device_check}:
+# The workplace's device tool: run `bash tools/device_check.sh` with carry [".whl"] and timeout_s
+# 600 (the steps' limits add up to 540 s; OUT is set there, and its files come back). Writes under
+# ${OUT:-output/device_check}:
 #   env.txt             GPU, driver, torch / CUDA versions
 #   cuda_tests.txt      pytest -k cuda over the test files that hold CUDA checks (none may skip)
 #   benchmark_cuda.*    tools/benchmark.py --device cuda (InsPose vs Keypoint R-CNN, R-50, 800 x 1333)
@@ -56,7 +57,7 @@ cat "$out/env.txt"
 
 CUDA_TESTS=(tests/test_cuda.py tests/test_star_conv.py tests/test_kpnet_upsample.py
             tests/test_fine_keypoint_branch.py tests/test_release_options.py)
-step cuda_tests 300 "$py" -m pytest -q -rs -p no:cacheprovider -k cuda "${CUDA_TESTS[@]}"
+step cuda_tests 150 "$py" -m pytest -q -rs -p no:cacheprovider -k cuda "${CUDA_TESTS[@]}"
 if grep -q -E "[0-9]+ skipped" "$out/cuda_tests.txt"; then
     echo "[device_check] a CUDA test skipped on a CUDA machine: $out/cuda_tests.txt"
     echo "cuda_tests_skipped 1" >> "$out/status.txt"
@@ -64,9 +65,9 @@ if grep -q -E "[0-9]+ skipped" "$out/cuda_tests.txt"; then
 fi
 
 if [ "${TESTS_ONLY:-0}" != 1 ]; then
-    step benchmark_cuda 300 "$py" tools/benchmark.py --config-file configs/InsPose_R_50_36ep.yaml \
+    step benchmark_cuda 240 "$py" tools/benchmark.py --config-file configs/InsPose_R_50_36ep.yaml \
         --device cuda --persons 1,10,50,100 --runs 20 --output "$out/benchmark_cuda.json"
-    step components_cuda 240 "$py" tools/benchmark.py --config-file configs/InsPose_R_50_36ep.yaml \
+    step components_cuda 150 "$py" tools/benchmark.py --config-file configs/InsPose_R_50_36ep.yaml \
         --device cuda --components --persons 100 --candidates 1000 --runs 20 --warmup 3 \
         --output "$out/components_cuda.json"
 fi
