@@ -46,14 +46,15 @@ else
     export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 fi
 
-{ nvidia-smi -L 2>&1; "$py" -c "import torch, torchvision, detectron2, inspose
+{ nvidia-smi -L; } > "$out/env.txt" 2>&1
+"$py" -c "import sys, torch, torchvision, detectron2, inspose
 print('torch', torch.__version__, 'cuda', torch.version.cuda, 'torchvision', torchvision.__version__,
       'detectron2', detectron2.__version__)
-print('device', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'NO CUDA DEVICE')"; } \
-    > "$out/env.txt" 2>&1
+print('device', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'NO CUDA DEVICE')
+sys.exit(0 if torch.cuda.is_available() else 1)" >> "$out/env.txt" 2>&1
+found=$?
 cat "$out/env.txt"
-"$py" -c "import torch, inspose; assert torch.cuda.is_available()" 2>/dev/null \
-    || { echo "[device_check] no CUDA device (or inspose does not import): see $out/env.txt"; exit 1; }
+[ "$found" = 0 ] || { echo "[device_check] no CUDA device (or inspose does not import): see $out/env.txt"; exit 1; }
 
 CUDA_TESTS=(tests/test_cuda.py tests/test_star_conv.py tests/test_kpnet_upsample.py
             tests/test_fine_keypoint_branch.py tests/test_release_options.py)

@@ -24,8 +24,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from .flops import inspose_flops, inspose_gmac
-from .inputs import benchmark_image, inference_input
 from .forcing import kpnets_run
+from .inputs import benchmark_image, inference_input
 from .inspose_latency import build_inspose, run_forced
 from .timing import measure_alternating
 
